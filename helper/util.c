@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -142,4 +143,43 @@ bool hpcn_is_safe_name(const char *s)
 			return false;
 	}
 	return true;
+}
+
+int hpcn_strv_addf(struct hpcn_strv *sv, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL, **nv;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	nv = realloc(sv->v, (sv->n + 2) * sizeof(*nv));
+	if (!nv) {
+		free(s);
+		return -1;
+	}
+	sv->v = nv;
+	sv->v[sv->n++] = s;
+	sv->v[sv->n] = NULL;
+	return 0;
+}
+
+bool hpcn_strv_contains(const struct hpcn_strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+void hpcn_strv_free(struct hpcn_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = 0;
 }

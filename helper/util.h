@@ -60,4 +60,16 @@ unsigned long long hpcn_now_ms(void);
 /* Does a string consist only of [A-Za-z0-9._-]? (used for names in paths) */
 bool hpcn_is_safe_name(const char *s);
 
+/* A growable vector of owned strings (warnings, lists from the config). */
+struct hpcn_strv {
+	size_t n;
+	char **v;
+};
+
+/* Append a copy of s (printf-formatted). Returns 0 or -1 (ENOMEM). */
+int hpcn_strv_addf(struct hpcn_strv *sv, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+bool hpcn_strv_contains(const struct hpcn_strv *sv, const char *s);
+void hpcn_strv_free(struct hpcn_strv *sv);
+
 #endif
