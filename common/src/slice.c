@@ -87,7 +87,7 @@ int hpcn_slice_owner_strict(const char *cgroup_root, const char *path,
 	size_t rlen = 0, plen = 0;
 	const char *rel = path;
 
-	if (!path || memchr(path, '\0', 1) == path) {
+	if (!path) {
 		errno = EINVAL;
 		return -1;
 	}
