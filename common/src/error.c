@@ -122,6 +122,10 @@ int hpcn_error_set(struct hpcn_error *err, enum hpcn_error_kind kind,
 
 static int set_va(struct hpcn_error *err, enum hpcn_error_kind kind, int errnum,
 		  const char *f1, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+
+static int set_va(struct hpcn_error *err, enum hpcn_error_kind kind, int errnum,
+		  const char *f1, const char *fmt, va_list ap)
 {
 	char last[HPCN_ERROR_MESSAGE_MAX];
 	int n = vsnprintf(last, sizeof(last), fmt, ap);

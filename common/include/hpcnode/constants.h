@@ -58,6 +58,7 @@
 
 /* Configuration and state of the helper. */
 #define HPCN_HELPER_CONFIG_PATH "/etc/hpc-node/helper.conf"
-#define HPCN_HELPER_STATE_DIR   "/var/lib/hpc-node"
+/* /run: mounts and namespaces die with a reboot, so does their registry. */
+#define HPCN_HELPER_STATE_DIR   "/run/hpc-node"
 
 #endif

@@ -1,0 +1,794 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Allocation lifecycle: create (scope, namespaces, uenv mounts), end,
+ * attach, metrics, the helper's own end detection (WI5), reconstruction
+ * after a restart (WI6) and periodic reconciliation (F31, F35).
+ *
+ * An allocation is created in this order, each step undone in reverse on
+ * failure: registry record "creating" -> cgroup scope -> namespaces ->
+ * uenv mounts (acquire + bind into the mount namespace) -> record "active".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "ns.h"
+
+/* A new allocation whose client went away before any process showed up is
+ * kept this long before the helper ends it (the tasks may still be coming). */
+#define HPCN_ORPHAN_GRACE_MS 30000
+
+static bool peer_may_manage(const struct hpcn_conn *c, const struct hpcn_alloc *a)
+{
+	return c->peer.uid == 0 || c->peer.uid == a->peer_uid;
+}
+
+/* ---- end detection (WI5) ---- */
+
+/* Does any process still use the allocation? Its scope when it has one, else
+ * any process (but the pid namespace holder) in its namespaces. */
+static bool alloc_has_processes(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	struct stat pins[HPCN_NS__COUNT];
+	bool have_pin[HPCN_NS__COUNT] = { false };
+	bool any = false;
+	struct dirent *de;
+	DIR *d;
+
+	if (a->scope[0] && h->cgroup_ok) {
+		bool populated = false;
+
+		if (hpcn_cgroup_is_populated(&h->cg, a->scope, &populated, NULL) == 0) {
+			if (populated)
+				a->populated_seen = true;
+			return populated;
+		}
+	}
+	for (int t = 0; t < HPCN_NS__COUNT; t++) {
+		char p[PATH_MAX + 80];
+
+		if (!(a->ns_mask & (1u << t)))
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s/%s", h->ns_dir, a->id,
+			     hpcn_ns_type_proc_name((enum hpcn_ns_type)t)) >= (int)sizeof(p))
+			continue;
+		have_pin[t] = stat(p, &pins[t]) == 0;
+		any |= have_pin[t];
+	}
+	if (!any)
+		return false;
+	d = opendir("/proc");
+	if (!d)
+		return true; /* cannot tell: keep it */
+	while ((de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0 || pid == a->pid_holder || pid == getpid())
+			continue;
+		for (int t = 0; t < HPCN_NS__COUNT; t++) {
+			char p[64];
+			struct stat st;
+
+			if (!have_pin[t])
+				continue;
+			snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid,
+				 hpcn_ns_type_proc_name((enum hpcn_ns_type)t));
+			if (stat(p, &st) == 0 && st.st_ino == pins[t].st_ino &&
+			    st.st_dev == pins[t].st_dev) {
+				closedir(d);
+				a->populated_seen = true;
+				return true;
+			}
+		}
+	}
+	closedir(d);
+	return false;
+}
+
+/* WI5: ended when its client is gone and no process uses it any more
+ * (after a grace period when it never had a process). */
+static void maybe_end(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	struct hpcn_error err;
+
+	if (a->conn || a->state != HPCN_ALLOC_ACTIVE || h->stopping)
+		return;
+	if (alloc_has_processes(h, a))
+		return;
+	if (!a->populated_seen && hpcn_now_ms() - a->created_mono_ms < HPCN_ORPHAN_GRACE_MS)
+		return;
+	hpcn_log_notice("allocation %s: no process and no client left; ending it", a->id);
+	if (hpcn_alloc_end(h, a, NULL, &err) < 0)
+		hpcn_log_error("allocation %s: %s", a->id, err.message);
+}
+
+struct watch_ctx {
+	struct hpcn_helper *h;
+	char id[HPCN_ALLOC_ID_MAX + 1];
+};
+
+static int on_scope_event(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+	struct watch_ctx *w = userdata;
+	struct hpcn_alloc *a = hpcn_registry_find(&w->h->reg, w->id);
+
+	if (a)
+		maybe_end(w->h, a);
+	return 0;
+}
+
+static void watch_destroy(void *userdata)
+{
+	free(userdata);
+}
+
+static void watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	struct watch_ctx *w;
+	sd_event_source *src = NULL;
+	char path[PATH_MAX * 2];
+
+	if (!a->scope[0] || !h->cgroup_ok || a->watch)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	w->h = h;
+	snprintf(w->id, sizeof(w->id), "%s", a->id);
+	if (snprintf(path, sizeof(path), "%s/%s/cgroup.events", h->cg.root, a->scope) >=
+	    (int)sizeof(path)) {
+		free(w);
+		return;
+	}
+	if (sd_event_add_inotify(h->event, &src, path, IN_MODIFY, on_scope_event, w) < 0) {
+		/* The periodic reconciliation still notices the end. */
+		free(w);
+		return;
+	}
+	sd_event_source_set_destroy_callback(src, watch_destroy);
+	a->watch = src;
+}
+
+void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
+{
+	for (size_t i = 0; i < h->reg.n; i++) {
+		struct hpcn_alloc *a = h->reg.v[i];
+
+		if (a->conn != c)
+			continue;
+		a->conn = NULL;
+	}
+	/* maybe_end may remove records: iterate from the end, re-checking n. */
+	for (size_t i = h->reg.n; i-- > 0;)
+		if (i < h->reg.n && !h->reg.v[i]->conn)
+			maybe_end(h, h->reg.v[i]);
+}
+
+/* ---- create ---- */
+
+static void release_mounts(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	for (size_t i = 0; i < a->n_mounts; i++)
+		hpcn_uenv_release(h, a->mounts[i].key, a->id);
+	a->n_mounts = 0;
+}
+
+/* Undo whatever exists of an allocation; leaves the record. */
+static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_refs,
+		    const struct hpcn_audit_ctx *who, struct hpcn_error *err)
+{
+	struct hpcn_error e;
+	int rv = 0;
+
+	if (release_refs)
+		release_mounts(h, a);
+	if (a->ns_mask || a->pid_holder) {
+		if (hpcn_ns_release(h->ns_dir, a->id, a->pid_holder, &e) < 0) {
+			hpcn_log_error("allocation %s: %s", a->id, e.message);
+			rv = -1;
+			*err = e;
+		} else {
+			hpcn_audit(HPCN_AUDIT_NAMESPACE_CLEANUP, HPCN_AUDIT_SUCCESS, who, a->id,
+				   "namespaces released");
+		}
+		a->ns_mask = 0;
+		a->pid_holder = 0;
+	}
+	sd_event_source_disable_unref(a->watch);
+	a->watch = NULL;
+	if (a->scope[0] && h->cgroup_ok) {
+		if (hpcn_cgroup_destroy_scope(&h->cg, a->scope,
+					      (int)h->cfg.kill_timeout_secs * 1000, &e) < 0 &&
+		    e.kind != HPCN_E_CGROUP_NOT_FOUND) {
+			if (!a->zombie) {
+				a->zombie = true;
+				a->zombie_since = (int64_t)time(NULL);
+				hpcn_audit(HPCN_AUDIT_CGROUP_KILL_FAILED, HPCN_AUDIT_FAILURE, who,
+					   a->id, "%s", e.message);
+			}
+			*err = e;
+			return -1;
+		}
+		hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id, "%s",
+			   a->scope);
+		a->scope[0] = '\0';
+		a->zombie = false;
+		if (a->group[0]) {
+			char slice[PATH_MAX];
+			bool others = false;
+
+			for (size_t i = 0; i < h->reg.n; i++)
+				if (h->reg.v[i] != a && strcmp(h->reg.v[i]->group, a->group) == 0)
+					others = true;
+			if (!others &&
+			    hpcn_cgroup_group_slice_path(a->group, slice, sizeof(slice), NULL) == 0)
+				hpcn_cgroup_remove(&h->cg, slice, NULL);
+		}
+	}
+	return rv;
+}
+
+int hpcn_alloc_end(struct hpcn_helper *h, struct hpcn_alloc *a,
+		   const struct hpcn_audit_ctx *who, struct hpcn_error *err)
+{
+	struct hpcn_error e;
+
+	a->state = HPCN_ALLOC_ENDING;
+	hpcn_registry_save(&h->reg, a, NULL);
+	if (teardown(h, a, true, who, err) < 0) {
+		/* A zombie scope keeps its record: never reused, retried later. */
+		hpcn_registry_save(&h->reg, a, NULL);
+		return -1;
+	}
+	if (hpcn_registry_remove(&h->reg, a, &e) < 0)
+		hpcn_log_error("%s", e.message);
+	return 0;
+}
+
+/* Policy checks that need no resource, so that a refusal leaves nothing. */
+static int check_request(struct hpcn_helper *h, struct hpcn_conn *c,
+			 const struct hpcn_namespace_request *r, size_t nfds,
+			 struct hpcn_error *err)
+{
+	if (r->has_uid && c->peer.uid != 0 && r->uid != c->peer.uid)
+		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				       "uid %u may not create allocations for uid %u",
+				       (unsigned)c->peer.uid, (unsigned)r->uid);
+	for (size_t i = 0; i < r->n_namespaces; i++) {
+		if (r->namespaces[i] == HPCN_NS_PID && !h->cfg.allow_pid)
+			return hpcn_error_set(err, HPCN_E_DENIED,
+					      "PID namespaces are disabled on this node "
+					      "([namespaces] allow_pid)", NULL);
+		if (r->namespaces[i] == HPCN_NS_NET && !h->cfg.allow_net)
+			return hpcn_error_set(err, HPCN_E_DENIED,
+					      "network namespaces are disabled on this node "
+					      "([namespaces] allow_net)", NULL);
+	}
+	if (r->n_mounts > h->cfg.max_images)
+		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				       "%zu images requested, at most %u per allocation",
+				       r->n_mounts, h->cfg.max_images);
+	for (size_t i = 0; i < r->n_mounts; i++) {
+		const char *mp = r->mounts[i].mount_point;
+
+		if (!hpcn_config_mount_point_allowed(&h->cfg, mp))
+			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+					       "mount point %s is not allowed on this node", mp);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(r->mounts[k].mount_point, mp) == 0)
+				return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+						       "mount point %s is given twice", mp);
+		if (r->mounts[i].image_path[0] != '/')
+			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+					       "image %s is not an absolute path",
+					       r->mounts[i].image_path);
+		if (r->mounts[i].image_fd_index >= (int)nfds)
+			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+					       "image_fd %d but only %zu descriptors came",
+					       r->mounts[i].image_fd_index, nfds);
+	}
+	if (r->base_mount_ns_fd_index >= (int)nfds)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "base_mount_ns_fd %d but only %zu descriptors came",
+				       r->base_mount_ns_fd_index, nfds);
+	return 0;
+}
+
+/* The crate's uenv_image alone means one image at the default mount point. */
+static void normalise_mounts(struct hpcn_namespace_request *r)
+{
+	if (r->n_mounts == 0 && r->uenv_image) {
+		r->mounts[0].image_path = strdup(r->uenv_image);
+		r->mounts[0].mount_point = NULL;
+		r->mounts[0].image_fd_index = -1;
+		r->n_mounts = 1;
+	}
+	for (size_t i = 0; i < r->n_mounts; i++)
+		if (!r->mounts[i].mount_point)
+			r->mounts[i].mount_point = strdup(HPCN_DEFAULT_UENV_MOUNT_POINT);
+	/* Nested points in order: a parent before what is mounted inside it. */
+	for (size_t i = 1; i < r->n_mounts; i++)
+		for (size_t k = i; k > 0 && strlen(r->mounts[k].mount_point) <
+					     strlen(r->mounts[k - 1].mount_point); k--) {
+			struct hpcn_mount_handle t = r->mounts[k];
+
+			r->mounts[k] = r->mounts[k - 1];
+			r->mounts[k - 1] = t;
+		}
+}
+
+/* Send NamespaceResponse with freshly opened namespace FDs. */
+static int reply_namespaces(struct hpcn_helper *h, struct hpcn_conn *c, uint64_t seq,
+			    struct hpcn_alloc *a, const struct hpcn_namespace_request *r,
+			    const struct hpcn_strv *warnings, struct hpcn_error *err)
+{
+	struct hpcn_msg m;
+	int fds[HPCN_NS__COUNT] = { -1, -1, -1 };
+	size_t nfds = 0;
+	int rv = -1;
+
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_RESPONSE);
+	m.seq = seq;
+	m.u.ns_response.allocation_id = strdup(a->id);
+	for (size_t i = 0; i < r->n_namespaces; i++) {
+		enum hpcn_ns_type t = r->namespaces[i];
+		int fd;
+
+		if (!(a->ns_mask & (1u << t))) {
+			hpcn_error_setf(err, HPCN_E_NS_CREATION_FAILED, NULL,
+					"allocation %s exists without a %s namespace", a->id,
+					hpcn_ns_type_name(t));
+			goto fail;
+		}
+		fd = hpcn_ns_open(h->ns_dir, a->id, t, err);
+		if (fd < 0)
+			goto fail;
+		fds[nfds++] = fd;
+		m.u.ns_response.fd_types[m.u.ns_response.n_fd_types++] = t;
+	}
+	for (size_t i = 0; i < a->n_mounts; i++) {
+		m.u.ns_response.mounts[i].image_path = strdup(a->mounts[i].image_path);
+		m.u.ns_response.mounts[i].mount_point = strdup(a->mounts[i].mount_point);
+		m.u.ns_response.mounts[i].image_fd_index = -1;
+		m.u.ns_response.n_mounts++;
+	}
+	if (a->n_mounts)
+		m.u.ns_response.uenv_mount_path = strdup(a->mounts[0].mount_point);
+	if (a->scope[0])
+		m.u.ns_response.scope = strdup(a->scope);
+	if (warnings && warnings->n) {
+		m.u.ns_response.warnings = calloc(warnings->n, sizeof(char *));
+		for (size_t i = 0; m.u.ns_response.warnings && i < warnings->n && i < 64; i++)
+			m.u.ns_response.warnings[m.u.ns_response.n_warnings++] =
+				strdup(warnings->v[i]);
+	}
+	if (hpcn_conn_reply(c, &m, fds, nfds) < 0) {
+		hpcn_error_set(err, HPCN_E_NS_FD_PASSING, "the client did not take the reply",
+			       NULL);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	hpcn_close_fds(fds, nfds);
+	hpcn_msg_free(&m);
+	return rv;
+}
+
+static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_alloc *a,
+			struct hpcn_namespace_request *r, int *fds, size_t nfds,
+			struct hpcn_strv *warnings, struct hpcn_error *err)
+{
+	enum hpcn_ns_type types[HPCN_NS__COUNT];
+	size_t ntypes = 0;
+	bool want_mnt = r->n_mounts > 0;
+	struct hpcn_ns_set set;
+	int mnt_fd = -1;
+	int rv = -1;
+
+	/* Scope: in the group's (job's) slice when there is a group. */
+	if (h->cgroup_ok) {
+		const struct hpcn_resource_limits *lim = r->has_limits ? &r->limits : NULL;
+		char parent[PATH_MAX] = HPCN_SLICE_WORKLOAD_ROOT;
+
+		if (a->group[0]) {
+			if (hpcn_cgroup_create_slice(&h->cg, HPCN_SLICE_WORKLOAD_ROOT, a->group, lim,
+						     h->cfg.limits_mandatory, parent,
+						     sizeof(parent), warnings, err) < 0)
+				goto fail;
+			lim = NULL; /* job-wide limits live on the slice */
+		}
+		if (hpcn_cgroup_create_scope(&h->cg, parent, a->id, lim, h->cfg.limits_mandatory,
+					     a->scope, sizeof(a->scope), warnings, err) < 0)
+			goto fail;
+		hpcn_audit(HPCN_AUDIT_CGROUP_CREATE, HPCN_AUDIT_SUCCESS, &c->peer, a->id, "%s",
+			   a->scope);
+		watch_scope(h, a);
+	}
+
+	/* Namespaces; mounts need a mount namespace to live in. */
+	for (size_t i = 0; i < r->n_namespaces; i++) {
+		types[ntypes++] = r->namespaces[i];
+		if (r->namespaces[i] == HPCN_NS_MOUNT)
+			want_mnt = false;
+	}
+	if (want_mnt)
+		types[ntypes++] = HPCN_NS_MOUNT;
+	if (ntypes) {
+		int base = r->base_mount_ns_fd_index >= 0 ? fds[r->base_mount_ns_fd_index] : -1;
+
+		if (hpcn_ns_create(h->ns_dir, a->id, types, ntypes, base, &set, err) < 0)
+			goto fail;
+		for (int t = 0; t < HPCN_NS__COUNT; t++)
+			if (set.present[t])
+				a->ns_mask |= 1u << t;
+		a->pid_holder = set.pid_holder;
+		hpcn_registry_save(&h->reg, a, NULL); /* the holder must be known after a crash */
+	}
+
+	/* uenv images: mounted once per node, bound into the mount namespace. */
+	if (r->n_mounts) {
+		mnt_fd = hpcn_ns_open(h->ns_dir, a->id, HPCN_NS_MOUNT, err);
+		if (mnt_fd < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < r->n_mounts; i++) {
+		struct hpcn_mount_handle *mh = &r->mounts[i];
+		struct hpcn_alloc_mount *am = &a->mounts[a->n_mounts];
+		struct hpcn_uenv_entry *e;
+		int ifd = mh->image_fd_index >= 0 ? fds[mh->image_fd_index] : -1;
+
+		if (hpcn_uenv_acquire(h, mh->image_path, ifd, a->uid, a->gid, a->id,
+				      am->key, sizeof(am->key), err) < 0)
+			goto fail;
+		snprintf(am->image_path, sizeof(am->image_path), "%s", mh->image_path);
+		snprintf(am->mount_point, sizeof(am->mount_point), "%s", mh->mount_point);
+		a->n_mounts++;
+		e = hpcn_uenv_find(h, am->key);
+		if (hpcn_ns_bind_path(mnt_fd, e->mount_point, mh->mount_point,
+				      hpcn_config_mount_point_creatable(&h->cfg, mh->mount_point),
+				      err) < 0)
+			goto fail;
+	}
+	rv = 0;
+fail:
+	if (mnt_fd >= 0)
+		close(mnt_fd);
+	return rv;
+}
+
+void hpcn_handle_namespace_request(struct hpcn_helper *h, struct hpcn_conn *c,
+				   struct hpcn_msg *req, int *fds, size_t nfds)
+{
+	struct hpcn_namespace_request *r = &req->u.ns_request;
+	struct hpcn_strv warnings = { 0 };
+	struct hpcn_error err, e2;
+	struct hpcn_alloc *a;
+
+	normalise_mounts(r);
+	a = hpcn_registry_find(&h->reg, r->allocation_id);
+	if (a) {
+		/* The contract's idempotence: the same namespaces again. */
+		if (!peer_may_manage(c, a)) {
+			hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
+					"allocation %s belongs to another client", a->id);
+			goto denied;
+		}
+		if (a->state != HPCN_ALLOC_ACTIVE || a->zombie) {
+			hpcn_error_setf(&err, HPCN_E_BUSY, NULL, "allocation %s is %s", a->id,
+					a->zombie ? "a zombie" : hpcn_alloc_state_name(a->state));
+			goto failed;
+		}
+		if (!a->conn)
+			a->conn = c;
+		if (reply_namespaces(h, c, req->seq, a, r, NULL, &err) < 0)
+			goto failed;
+		hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF, HPCN_AUDIT_SUCCESS, &c->peer, a->id,
+			   "existing namespaces handed off again");
+		goto out;
+	}
+	if (check_request(h, c, r, nfds, &err) < 0)
+		goto denied_or_invalid;
+	a = hpcn_registry_add(&h->reg, r->allocation_id, &err);
+	if (!a)
+		goto failed;
+	if (r->group)
+		snprintf(a->group, sizeof(a->group), "%s", r->group);
+	a->uid = r->has_uid ? r->uid : c->peer.uid;
+	a->gid = r->has_uid ? r->gid : c->peer.gid;
+	a->peer_uid = c->peer.uid;
+	/* Write-ahead: a crash from here on leaves a "creating" record, whose
+	 * leftovers the next start removes. */
+	if (hpcn_registry_save(&h->reg, a, &err) < 0)
+		goto undo;
+	if (create_alloc(h, c, a, r, fds, nfds, &warnings, &err) < 0)
+		goto undo;
+	a->state = HPCN_ALLOC_ACTIVE;
+	a->conn = c;
+	if (hpcn_registry_save(&h->reg, a, &err) < 0)
+		goto undo;
+	if (reply_namespaces(h, c, req->seq, a, r, &warnings, &err) < 0) {
+		/* The client is gone: WI5 ends it once nothing uses it. */
+		a->conn = NULL;
+		hpcn_log_warning("allocation %s: %s", a->id, err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < warnings.n; i++)
+		hpcn_log_warning("allocation %s: %s", a->id, warnings.v[i]);
+	hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF, HPCN_AUDIT_SUCCESS, &c->peer, a->id,
+		   "uid %u, %zu namespace(s), %zu image(s)%s%s", (unsigned)a->uid,
+		   r->n_namespaces, a->n_mounts, a->scope[0] ? ", scope " : "", a->scope);
+	goto out;
+
+undo:
+	if (teardown(h, a, true, &c->peer, &e2) < 0)
+		hpcn_log_error("allocation %s: cleanup after failure: %s", a->id, e2.message);
+	if (!a->zombie)
+		hpcn_registry_remove(&h->reg, a, NULL);
+	else
+		hpcn_registry_save(&h->reg, a, NULL);
+	goto failed;
+denied_or_invalid:
+	if (err.kind != HPCN_E_DENIED)
+		goto failed;
+denied:
+	h->counters.denied++;
+	hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF_FAILED, HPCN_AUDIT_DENIED, &c->peer,
+		   r->allocation_id, "%s", err.message);
+	hpcn_conn_reply_error(c, req->seq, &err);
+	goto out;
+failed:
+	hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF_FAILED, HPCN_AUDIT_FAILURE, &c->peer,
+		   r->allocation_id, "%s", err.message);
+	hpcn_conn_reply_error(c, req->seq, &err);
+out:
+	hpcn_strv_free(&warnings);
+	hpcn_close_fds(fds, nfds);
+}
+
+/* ---- end, attach, metrics ---- */
+
+void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_conn *c,
+				  struct hpcn_msg *req)
+{
+	struct hpcn_allocation_ended *r = &req->u.ended;
+	struct hpcn_error err;
+	json_t *ended = json_array();
+	bool failed = false;
+
+	if (r->allocation_id && r->allocation_id[0]) {
+		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, r->allocation_id);
+
+		if (!a) {
+			hpcn_error_set(&err, HPCN_E_NS_ALLOCATION_NOT_FOUND, r->allocation_id, NULL);
+			goto error;
+		}
+		if (!peer_may_manage(c, a)) {
+			hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
+					"allocation %s belongs to another client", a->id);
+			h->counters.denied++;
+			goto error;
+		}
+		json_array_append_new(ended, json_string(a->id));
+		if (hpcn_alloc_end(h, a, &c->peer, &err) < 0)
+			goto error;
+	} else if (r->group) {
+		/* Every allocation of the group (the job epilog's safety net). */
+		for (size_t i = h->reg.n; i-- > 0;) {
+			struct hpcn_alloc *a;
+
+			if (i >= h->reg.n)
+				continue;
+			a = h->reg.v[i];
+			if (strcmp(a->group, r->group) != 0 || !peer_may_manage(c, a))
+				continue;
+			json_array_append_new(ended, json_string(a->id));
+			if (hpcn_alloc_end(h, a, &c->peer, &err) < 0)
+				failed = true;
+		}
+		if (failed)
+			goto error;
+	}
+	{
+		struct hpcn_msg m;
+		json_t *body = json_pack("{s:o}", "ended", ended);
+
+		hpcn_msg_init(&m, HPCN_TAG_OK);
+		m.seq = req->seq;
+		m.u.json = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		hpcn_conn_reply(c, &m, NULL, 0);
+		hpcn_msg_free(&m);
+	}
+	return;
+error:
+	json_decref(ended);
+	hpcn_conn_reply_error(c, req->seq, &err);
+}
+
+static pid_t pid_from_pidfd(int pidfd)
+{
+	char path[64], buf[4096], *p;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	n = hpcn_read_file_at(AT_FDCWD, path, buf, sizeof(buf));
+	if (n <= 0 || !(p = strstr(buf, "\nPid:")))
+		return -1;
+	return (pid_t)atoi(p + 5);
+}
+
+void hpcn_handle_attach(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg *req,
+			int *fds, size_t nfds)
+{
+	struct hpcn_attach *r = &req->u.attach;
+	struct hpcn_alloc *a = hpcn_registry_find(&h->reg, r->allocation_id);
+	struct hpcn_error err;
+	pid_t pid = r->pid;
+
+	if (!a) {
+		hpcn_error_set(&err, HPCN_E_NS_ALLOCATION_NOT_FOUND, r->allocation_id, NULL);
+		goto error;
+	}
+	if (!peer_may_manage(c, a)) {
+		hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
+				"allocation %s belongs to another client", a->id);
+		h->counters.denied++;
+		goto error;
+	}
+	if (!a->scope[0] || !h->cgroup_ok) {
+		hpcn_error_setf(&err, HPCN_E_CGROUP_NOT_FOUND, NULL, "allocation %s has no scope",
+				a->id);
+		goto error;
+	}
+	if (r->pidfd_index >= 0) {
+		if ((size_t)r->pidfd_index >= nfds || (pid = pid_from_pidfd(fds[r->pidfd_index])) <= 0) {
+			hpcn_error_set(&err, HPCN_E_INVALID_ARGUMENT,
+				       "pidfd_index does not name a pidfd of the request", NULL);
+			goto error;
+		}
+		if (r->pid > 0 && r->pid != pid) {
+			hpcn_error_setf(&err, HPCN_E_INVALID_ARGUMENT, NULL,
+					"pid %d does not match the pidfd (pid %d)", (int)r->pid,
+					(int)pid);
+			goto error;
+		}
+	}
+	if (hpcn_cgroup_attach(&h->cg, a->scope, pid, &err) < 0)
+		goto error;
+	a->populated_seen = true;
+	{
+		struct hpcn_msg m;
+
+		hpcn_msg_init(&m, HPCN_TAG_OK);
+		m.seq = req->seq;
+		hpcn_conn_reply(c, &m, NULL, 0);
+		hpcn_msg_free(&m);
+	}
+	hpcn_close_fds(fds, nfds);
+	return;
+error:
+	hpcn_close_fds(fds, nfds);
+	hpcn_conn_reply_error(c, req->seq, &err);
+}
+
+void hpcn_handle_metrics(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg *req)
+{
+	const char *path = req->u.metrics_request.path;
+	struct hpcn_alloc *a = hpcn_registry_find(&h->reg, path);
+	struct hpcn_error err;
+	struct hpcn_msg m;
+
+	if (!h->cgroup_ok) {
+		hpcn_error_set(&err, HPCN_E_CGROUP_NOT_FOUND, path, NULL);
+		hpcn_conn_reply_error(c, req->seq, &err);
+		return;
+	}
+	if (a && a->scope[0])
+		path = a->scope;
+	hpcn_msg_init(&m, HPCN_TAG_CGROUP_METRICS);
+	m.seq = req->seq;
+	if (hpcn_cgroup_read_metrics(&h->cg, path, &m.u.metrics, &err) < 0) {
+		hpcn_conn_reply_error(c, req->seq, &err);
+		return;
+	}
+	hpcn_conn_reply(c, &m, NULL, 0);
+	hpcn_msg_free(&m);
+}
+
+/* ---- restart and reconciliation ---- */
+
+int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
+{
+	struct hpcn_strv warnings = { 0 };
+
+	if (snprintf(h->ns_dir, sizeof(h->ns_dir), "%s/ns", h->cfg.state_dir) >=
+	    (int)sizeof(h->ns_dir))
+		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "state_dir too long", NULL);
+	if (hpcn_ns_setup_dir(h->ns_dir, err) < 0)
+		return -1;
+	if (hpcn_registry_load(&h->reg, &warnings, err) < 0)
+		return -1;
+	for (size_t i = 0; i < warnings.n; i++)
+		hpcn_log_warning("%s", warnings.v[i]);
+	hpcn_strv_free(&warnings);
+
+	for (size_t i = h->reg.n; i-- > 0;) {
+		struct hpcn_alloc *a = h->reg.v[i];
+		struct hpcn_error e;
+
+		if (a->state == HPCN_ALLOC_CREATING) {
+			/* Crashed mid-create: nothing of it was handed out. Its
+			 * mount refs were never counted (see registry). */
+			hpcn_log_notice("allocation %s was being created when the helper "
+					"stopped; removing what exists of it", a->id);
+			a->n_mounts = 0;
+			if (teardown(h, a, false, NULL, &e) < 0)
+				hpcn_log_error("allocation %s: %s", a->id, e.message);
+			if (!a->zombie)
+				hpcn_registry_remove(&h->reg, a, NULL);
+			continue;
+		}
+		if (a->ns_mask) {
+			struct hpcn_ns_set set;
+
+			if (hpcn_ns_load(h->ns_dir, a->id, a->pid_holder, &set, &e) < 0)
+				hpcn_log_error("allocation %s: %s", a->id, e.message);
+		}
+		watch_scope(h, a);
+		hpcn_log_info("allocation %s restored (%s)", a->id, hpcn_alloc_state_name(a->state));
+	}
+	hpcn_allocs_reconcile(h, NULL);
+	return 0;
+}
+
+void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
+{
+	struct hpcn_strv pins = { 0 };
+	struct hpcn_error err;
+
+	/* F35: namespace pins that no allocation owns. */
+	if (hpcn_ns_list(h->ns_dir, &pins, &err) == 0) {
+		for (size_t i = 0; i < pins.n; i++) {
+			if (hpcn_registry_find(&h->reg, pins.v[i]))
+				continue;
+			hpcn_audit(HPCN_AUDIT_NAMESPACE_LEAK_DETECTED, HPCN_AUDIT_SUCCESS, NULL,
+				   pins.v[i], "pins of an unknown allocation; released");
+			if (report)
+				json_array_append_new(report, json_sprintf(
+					"namespaces of unknown allocation %s released", pins.v[i]));
+			hpcn_ns_release(h->ns_dir, pins.v[i], 0, NULL);
+		}
+	}
+	hpcn_strv_free(&pins);
+
+	/* F30: retry zombies; WI5: end what nobody uses. */
+	for (size_t i = h->reg.n; i-- > 0;) {
+		struct hpcn_alloc *a;
+
+		if (i >= h->reg.n)
+			continue;
+		a = h->reg.v[i];
+		if (a->zombie || a->state == HPCN_ALLOC_ENDING) {
+			char id[HPCN_ALLOC_ID_MAX + 1];
+
+			snprintf(id, sizeof(id), "%s", a->id);
+			if (hpcn_alloc_end(h, a, NULL, &err) == 0 && report)
+				json_array_append_new(report, json_sprintf(
+					"allocation %s finished ending", id));
+			continue;
+		}
+		maybe_end(h, a);
+	}
+
+	/* WI2: refcounts against the kernel's mount table and the registry. */
+	if (hpcn_uenv_reconstruct(h, report, &err) < 0)
+		hpcn_log_error("reconcile: %s", err.message);
+}

@@ -1,0 +1,972 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cgroup v2, workload side: root detection, RI1 path checks and the
+ * no-symlink walk, hierarchy/slice/scope creation, attach, kill, removal.
+ * Limits are in cgroup_limits.c, metrics in cgroup_metrics.c, the kernel's
+ * line formats in cgroup_format.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <hpcnode/constants.h>
+#include <hpcnode/slice.h>
+
+#include "cgroup.h"
+#include "cgroup_internal.h"
+
+/* Depth bound of recursive walks (kill fallback, removal): cgroupfs nests
+ * far less than this in our layout, and a fake tree must not recurse forever. */
+#define CG_MAX_DEPTH 32
+/* Passes of the SIGKILL fallback: a forking process may add pids between
+ * reading cgroup.procs and the kill; the freeze makes one pass enough. */
+#define CG_KILL_PASSES 4
+/* Wake up at least this often while waiting for "populated 0": POLLPRI is
+ * the fast path; the bound covers a fake tree, where poll never fires. */
+#define CG_POLL_SLICE_MS 50
+
+int cg_warn(struct hpcn_strv *warnings, struct hpcn_error *err, const char *fmt, ...)
+{
+	char buf[HPCN_ERROR_MESSAGE_MAX];
+	va_list ap;
+
+	if (!warnings)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (hpcn_strv_addf(warnings, "%s", buf) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_INTERNAL, ENOMEM, NULL, "warning");
+	return 0;
+}
+
+/* ---- root detection ---- */
+
+/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; ) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+int hpcn_cgroup_detect_root_from(const char *mountinfo, char *out, size_t cap,
+				 struct hpcn_error *err)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t lcap = 0;
+	char first[PATH_MAX] = "";
+	bool have_v2_root = false, have_hybrid = false;
+	const char *pick;
+
+	f = fopen(mountinfo, "re");
+	if (!f)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "cannot open %s", mountinfo);
+	while (getline(&line, &lcap, f) > 0) {
+		char mp[PATH_MAX];
+		char *sep = strstr(line, " - ");
+		char *save = NULL, *tok;
+		int field = 0;
+
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		*sep = '\0';
+		mp[0] = '\0';
+		for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+			if (++field == 5) {
+				snprintf(mp, sizeof(mp), "%s", tok);
+				break;
+			}
+		if (!mp[0])
+			continue;
+		unescape_octal(mp);
+		if (strcmp(mp, HPCN_CGROUP2_ROOT) == 0)
+			have_v2_root = true;
+		else if (strcmp(mp, HPCN_CGROUP2_HYBRID_ROOT) == 0)
+			have_hybrid = true;
+		if (!first[0])
+			memcpy(first, mp, sizeof(first));
+	}
+	free(line);
+	fclose(f);
+	if (have_v2_root)
+		pick = HPCN_CGROUP2_ROOT;
+	else if (have_hybrid)
+		pick = HPCN_CGROUP2_HYBRID_ROOT;
+	else if (first[0])
+		pick = first;
+	else
+		return hpcn_error_setf(err, HPCN_E_CGROUP_IO, NULL,
+				       "no cgroup2 mount in %s: the helper needs cgroup v2",
+				       mountinfo);
+	if (strlen(pick) >= cap)
+		return hpcn_error_setf(err, HPCN_E_CGROUP_IO, NULL,
+				       "cgroup2 mount point %s is too long", pick);
+	memcpy(out, pick, strlen(pick) + 1);
+	return 0;
+}
+
+int hpcn_cgroup_detect_root(char *out, size_t cap, struct hpcn_error *err)
+{
+	return hpcn_cgroup_detect_root_from("/proc/self/mountinfo", out, cap, err);
+}
+
+/* ---- open / close ---- */
+
+int hpcn_cgroup_open(struct hpcn_cgroup *cg, const char *root, unsigned flags,
+		     struct hpcn_error *err)
+{
+	size_t len;
+	struct statfs sfs;
+
+	memset(cg, 0, sizeof(*cg));
+	cg->root_fd = -1;
+	if (!root || root[0] != '/')
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "cgroup root '%s' is not an absolute path",
+				       root ? root : "(null)");
+	len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	if (len >= sizeof(cg->root))
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "cgroup root '%s' is too long", root);
+	memcpy(cg->root, root, len);
+	cg->root[len] = '\0';
+	snprintf(cg->sysfs_block, sizeof(cg->sysfs_block), "/sys/block");
+	cg->flags = flags;
+
+	cg->root_fd = open(cg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cg->root_fd < 0)
+		return hpcn_error_set_errno(err, errno == ENOENT ? HPCN_E_CGROUP_NOT_FOUND :
+					    HPCN_E_CGROUP_IO, errno, NULL, "%s", cg->root);
+	if (!(flags & HPCN_CGROUP_FAKE)) {
+		if (fstatfs(cg->root_fd, &sfs) < 0) {
+			hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					     "statfs %s", cg->root);
+			goto fail;
+		}
+		if (sfs.f_type != CGROUP2_SUPER_MAGIC) {
+			hpcn_error_setf(err, HPCN_E_CGROUP_IO, NULL,
+					"%s is not a cgroup v2 filesystem (f_type 0x%lx)",
+					cg->root, (unsigned long)sfs.f_type);
+			goto fail;
+		}
+	}
+	cg->controllers = cg_read_controllers(cg->root_fd);
+	return 0;
+fail:
+	hpcn_closep(&cg->root_fd);
+	return -1;
+}
+
+void hpcn_cgroup_close(struct hpcn_cgroup *cg)
+{
+	if (!cg)
+		return;
+	hpcn_closep(&cg->root_fd);
+}
+
+/* ---- RI1 ---- */
+
+int cg_check_path(const struct hpcn_cgroup *cg, const char *path, enum cg_access acc,
+		  char *norm, size_t cap, struct hpcn_error *err)
+{
+	enum hpcn_slice_owner owner = HPCN_OWNER_NONE;
+
+	if (!path)
+		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT, "no cgroup path given", NULL);
+	if (hpcn_slice_owner_strict(cg->root, path, &owner, norm, cap) < 0) {
+		if (errno == ENAMETOOLONG)
+			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+					       "cgroup path '%.256s' is too long", path);
+		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				       "cgroup path '%.512s' is not inside the cgroup root %s",
+				       path, cg->root);
+	}
+	if (acc == CG_READ)
+		return 0;
+	if (owner == HPCN_OWNER_PACT)
+		return hpcn_error_set(err, HPCN_E_CGROUP_PERMISSION_DENIED, norm,
+				      hpcn_slice_owner_name(HPCN_OWNER_PACT));
+	if (owner != HPCN_OWNER_WORKLOAD)
+		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				       "cgroup path '%.512s' is outside " HPCN_SLICE_WORKLOAD_ROOT
+				       ", which is the only slice this helper writes (RI1)", path);
+	if (acc == CG_WRITE_BELOW && strcmp(norm, HPCN_SLICE_WORKLOAD_ROOT) == 0)
+		return hpcn_error_set(err, HPCN_E_DENIED,
+				      "refusing to act on " HPCN_SLICE_WORKLOAD_ROOT
+				      " itself: only the slices and scopes below it", NULL);
+	return 0;
+}
+
+/* ---- the no-symlink walk ---- */
+
+/* Walk the first len bytes of norm; messages name all of norm. */
+static int walk_n(const struct hpcn_cgroup *cg, const char *norm, size_t len,
+		  struct hpcn_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat rst, st;
+	const char *p = norm, *end = norm + len;
+
+	fd = openat(cg->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &rst) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL, "%s", cg->root);
+	while (p < end) {
+		char comp[NAME_MAX + 1];
+		size_t n = strcspn(p, "/");
+		int nfd;
+
+		if (n > (size_t)(end - p))
+			n = (size_t)(end - p);
+
+		if (n == 0 || n > NAME_MAX)
+			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+					       "bad component in cgroup path '%s'", norm);
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0) {
+			int e = errno;
+
+			if (e == ENOENT)
+				return hpcn_error_set(err, HPCN_E_CGROUP_NOT_FOUND, norm, NULL);
+			if (e == ELOOP || e == ENOTDIR)
+				return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+						       "cgroup path '%s': component '%s' is a "
+						       "symlink or not a directory", norm, comp);
+			return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, e, NULL,
+						    "open %s/%s", cg->root, norm);
+		}
+		hpcn_closep(&fd);
+		fd = nfd;
+		/* A bind mount on a cgroup directory could lead elsewhere. */
+		if (fstat(fd, &st) < 0)
+			return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+						    "stat %s/%s", cg->root, norm);
+		if (st.st_dev != rst.st_dev)
+			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+					       "cgroup path '%s': component '%s' is on another "
+					       "filesystem than %s", norm, comp, cg->root);
+		p += n;
+		if (p < end && *p == '/')
+			p++;
+	}
+	return hpcn_take_fd(&fd);
+}
+
+int cg_walk(const struct hpcn_cgroup *cg, const char *norm, struct hpcn_error *err)
+{
+	return walk_n(cg, norm, strlen(norm), err);
+}
+
+/* ---- interface files ---- */
+
+int cg_write(const struct hpcn_cgroup *cg, int dirfd, const char *name, const char *value)
+{
+	_cleanup_close_ int fd = -1;
+	bool lines = strcmp(name, "io.max") == 0;
+	char buf[512];
+	size_t len;
+	ssize_t n;
+
+	if (!(cg->flags & HPCN_CGROUP_FAKE))
+		return hpcn_write_file_at(dirfd, name, value);
+	/* The fake keeps what the kernel would show: the last value, or one
+	 * line per device for io.max. No O_CREAT: a missing file is ENOENT. */
+	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (lines ? O_APPEND : O_TRUNC));
+	if (fd < 0)
+		return -1;
+	len = (size_t)snprintf(buf, sizeof(buf), "%s%s", value, lines ? "\n" : "");
+	if (len >= sizeof(buf)) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = write(fd, buf, len);
+	if (n < 0)
+		return -1;
+	if ((size_t)n != len) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+unsigned cg_read_controllers(int dirfd)
+{
+	char buf[1024];
+
+	if (hpcn_read_file_at(dirfd, "cgroup.controllers", buf, sizeof(buf)) < 0)
+		return 0;
+	return hpcn_cgroup_parse_controllers(buf);
+}
+
+static int fake_file(int dirfd, const char *name, const char *content)
+{
+	_cleanup_close_ int fd = -1;
+	size_t len = strlen(content);
+
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -1;
+	if (len && write(fd, content, len) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+/* What the kernel shows in a new cgroup: its controllers are those the
+ * parent has and enables in its subtree_control. */
+static int fake_populate(int parentfd, int dirfd)
+{
+	static const char psi[] =
+		"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+		"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+	static const struct {
+		unsigned ctrl;
+		const char *name;
+		const char *content;
+	} files[] = {
+		{ 0, "cgroup.subtree_control", "" },
+		{ 0, "cgroup.procs", "" },
+		{ 0, "cgroup.events", "populated 0\nfrozen 0\n" },
+		{ 0, "cgroup.kill", "" },
+		{ 0, "cgroup.freeze", "0\n" },
+		{ 0, "cgroup.type", "domain\n" },
+		{ 0, "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
+		{ 0, "cpu.pressure", psi },
+		{ 0, "memory.pressure", psi },
+		{ 0, "io.pressure", psi },
+		{ HPCN_CG_CTRL_MEMORY, "memory.current", "0\n" },
+		{ HPCN_CG_CTRL_MEMORY, "memory.max", "max\n" },
+		{ HPCN_CG_CTRL_MEMORY, "memory.swap.max", "max\n" },
+		{ HPCN_CG_CTRL_CPU, "cpu.weight", "100\n" },
+		{ HPCN_CG_CTRL_CPU, "cpu.max", "max 100000\n" },
+		{ HPCN_CG_CTRL_IO, "io.max", "" },
+		{ HPCN_CG_CTRL_PIDS, "pids.max", "max\n" },
+		{ HPCN_CG_CTRL_PIDS, "pids.current", "0\n" },
+	};
+	/* The kernel lists controllers in its own order. */
+	static const unsigned order[] = {
+		HPCN_CG_CTRL_CPU, HPCN_CG_CTRL_IO, HPCN_CG_CTRL_MEMORY, HPCN_CG_CTRL_PIDS,
+	};
+	char sub[256], ctl[128] = "";
+	unsigned mask;
+
+	if (hpcn_read_file_at(parentfd, "cgroup.subtree_control", sub, sizeof(sub)) < 0)
+		sub[0] = '\0';
+	mask = cg_read_controllers(parentfd) & hpcn_cgroup_parse_controllers(sub);
+	for (size_t i = 0; i < HPCN_ARRAY_SIZE(order); i++)
+		if (mask & order[i]) {
+			size_t l = strlen(ctl);
+
+			snprintf(ctl + l, sizeof(ctl) - l, "%s%s", l ? " " : "",
+				 hpcn_cgroup_ctrl_name(order[i]));
+		}
+	strcat(ctl, "\n");
+	if (fake_file(dirfd, "cgroup.controllers", ctl) < 0)
+		return -1;
+	for (size_t i = 0; i < HPCN_ARRAY_SIZE(files); i++)
+		if ((!files[i].ctrl || (mask & files[i].ctrl)) &&
+		    fake_file(dirfd, files[i].name, files[i].content) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * mkdir parent/name as a cgroup (an existing one is fine: *created says
+ * which) and return its O_PATH fd, opened without following a symlink.
+ */
+static int make_cgroup(const struct hpcn_cgroup *cg, int parentfd, const char *name,
+		       const char *norm, bool *created, struct hpcn_error *err)
+{
+	_cleanup_close_ int fd = -1;
+
+	*created = false;
+	if (mkdirat(parentfd, name, 0755) == 0)
+		*created = true;
+	else if (errno != EEXIST)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
+					    "mkdir %s/%s", cg->root, norm);
+	fd = openat(parentfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+					       "cgroup path '%s' is a symlink or not a directory",
+					       norm);
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
+					    "open %s/%s", cg->root, norm);
+	}
+	if (*created && (cg->flags & HPCN_CGROUP_FAKE) && fake_populate(parentfd, fd) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
+					    "populating fake cgroup %s/%s", cg->root, norm);
+	return hpcn_take_fd(&fd);
+}
+
+/* Enable in dirfd's subtree_control what it offers of mask and lacks. */
+static int enable_controllers(const struct hpcn_cgroup *cg, int dirfd, const char *norm,
+			      unsigned mask, struct hpcn_error *err)
+{
+	char sub[256], line[64];
+	unsigned need;
+
+	if (hpcn_read_file_at(dirfd, "cgroup.subtree_control", sub, sizeof(sub)) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
+					    "read %s/%s%scgroup.subtree_control", cg->root,
+					    norm, *norm ? "/" : "");
+	need = mask & cg_read_controllers(dirfd) & ~hpcn_cgroup_parse_controllers(sub);
+	if (!need)
+		return 0;
+	if (hpcn_cgroup_fmt_subtree_control(line, sizeof(line), need) < 0)
+		return hpcn_error_set(err, HPCN_E_INTERNAL, "subtree_control line", NULL);
+	if (cg_write(cg, dirfd, "cgroup.subtree_control", line) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
+					    "writing '%s' to %s/%s%scgroup.subtree_control",
+					    line, cg->root, norm, *norm ? "/" : "");
+	return 0;
+}
+
+int hpcn_cgroup_create_hierarchy(struct hpcn_cgroup *cg, struct hpcn_strv *warnings,
+				 struct hpcn_error *err)
+{
+	_cleanup_close_ int wfd = -1;
+	unsigned avail = cg_read_controllers(cg->root_fd) & HPCN_CG_CTRL_ALL;
+	bool created;
+
+	for (unsigned bit = 1; bit & HPCN_CG_CTRL_ALL; bit <<= 1)
+		if (!(avail & bit) &&
+		    cg_warn(warnings, err, "cgroup controller '%s' is not available in cgroup "
+			    "v2 at %s: %s limits cannot be applied", hpcn_cgroup_ctrl_name(bit),
+			    cg->root, hpcn_cgroup_ctrl_name(bit)) < 0)
+			return -1;
+	/* Root first: the kernel gives workload.slice only what its parent
+	 * enables for its children. */
+	if (enable_controllers(cg, cg->root_fd, "", avail, err) < 0)
+		return -1;
+	wfd = make_cgroup(cg, cg->root_fd, HPCN_SLICE_WORKLOAD_ROOT, HPCN_SLICE_WORKLOAD_ROOT,
+			  &created, err);
+	if (wfd < 0)
+		return -1;
+	if (enable_controllers(cg, wfd, HPCN_SLICE_WORKLOAD_ROOT, avail, err) < 0)
+		return -1;
+	cg->controllers = cg_read_controllers(wfd) & HPCN_CG_CTRL_ALL;
+	return 0;
+}
+
+/* ---- removal ---- */
+
+/* rmdir parentfd/name after its child cgroups, deepest first; in a fake tree
+ * the interface files go first. ENOENT is success. */
+static int remove_tree(const struct hpcn_cgroup *cg, int parentfd, const char *name,
+		       const char *norm, int depth, struct hpcn_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	DIR *d;
+	struct dirent *de;
+	int rv = 0;
+
+	if (depth > CG_MAX_DEPTH)
+		return hpcn_error_setf(err, HPCN_E_CGROUP_IO, NULL,
+				       "cgroup %s nests deeper than %d", norm, CG_MAX_DEPTH);
+	fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENOTDIR)
+			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+					       "cgroup path '%s' is a symlink or not a directory",
+					       norm);
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "open %s/%s", cg->root, norm);
+	}
+	d = fdopendir(fd);
+	if (!d)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "opendir %s/%s", cg->root, norm);
+	fd = -1; /* owned by d now */
+	while (rv == 0 && (errno = 0, de = readdir(d))) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			char sub[PATH_MAX];
+
+			snprintf(sub, sizeof(sub), "%s/%s", norm, de->d_name);
+			rv = remove_tree(cg, dirfd(d), de->d_name, sub, depth + 1, err);
+		} else if ((cg->flags & HPCN_CGROUP_FAKE) &&
+			   unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+			rv = hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+						  "unlink %s/%s/%s", cg->root, norm, de->d_name);
+		}
+	}
+	closedir(d);
+	if (rv < 0)
+		return rv;
+	if (unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "rmdir %s/%s%s", cg->root, norm,
+					    errno == EBUSY ? " (still populated?)" : "");
+	return 0;
+}
+
+/* Split norm into its parent (walked, fd returned) and its last component. */
+static int walk_parent(const struct hpcn_cgroup *cg, const char *norm, char *leaf,
+		       struct hpcn_error *err)
+{
+	const char *slash = strrchr(norm, '/');
+	size_t plen = slash ? (size_t)(slash - norm) : 0;
+	const char *l = slash ? slash + 1 : norm;
+
+	if (strlen(l) > NAME_MAX || !*l)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "bad cgroup path '%s'", norm);
+	memcpy(leaf, l, strlen(l) + 1);
+	return walk_n(cg, norm, plen, err);
+}
+
+int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
+{
+	char norm[PATH_MAX], leaf[NAME_MAX + 1];
+	_cleanup_close_ int pfd = -1;
+
+	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
+		return -1;
+	pfd = walk_parent(cg, norm, leaf, err);
+	if (pfd < 0)
+		return err && err->kind == HPCN_E_CGROUP_NOT_FOUND ? (hpcn_error_clear(err), 0) : -1;
+	return remove_tree(cg, pfd, leaf, norm, 0, err);
+}
+
+/* ---- slices and scopes ---- */
+
+static int create_child(struct hpcn_cgroup *cg, const char *parent, const char *name,
+			const char *suffix, bool is_slice,
+			const struct hpcn_resource_limits *lim, bool mandatory,
+			char *path_out, size_t cap, struct hpcn_strv *warnings,
+			struct hpcn_error *err)
+{
+	char pnorm[PATH_MAX], norm[PATH_MAX], leaf[NAME_MAX + 1];
+	_cleanup_close_ int pfd = -1, fd = -1;
+	bool created = false;
+
+	if (hpcn_alloc_id_validate(name, err) < 0)
+		return -1;
+	if (hpcn_cgroup_validate_limits(lim, err) < 0)
+		return -1;
+	if (cg_check_path(cg, parent, CG_WRITE, pnorm, sizeof(pnorm), err) < 0)
+		return -1;
+	if ((size_t)snprintf(leaf, sizeof(leaf), "%s%s", name, suffix) >= sizeof(leaf) ||
+	    (size_t)snprintf(norm, sizeof(norm), "%s/%s", pnorm, leaf) >= sizeof(norm))
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "cgroup path %s/%s%s is too long", pnorm, name, suffix);
+	if (path_out && strlen(norm) >= cap)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "no room for cgroup path %s", norm);
+	pfd = cg_walk(cg, pnorm, err);
+	if (pfd < 0)
+		return -1;
+	fd = make_cgroup(cg, pfd, leaf, norm, &created, err);
+	if (fd < 0)
+		return -1;
+	if (is_slice &&
+	    enable_controllers(cg, fd, norm, HPCN_CG_CTRL_ALL, err) < 0)
+		goto fail;
+	if (cg_apply_limits_fd(cg, fd, norm, lim, mandatory, warnings, err) < 0)
+		goto fail;
+	if (path_out)
+		memcpy(path_out, norm, strlen(norm) + 1);
+	return 0;
+fail:
+	/* RI5 in spirit: leave nothing half made behind; the error stays. */
+	if (created) {
+		struct hpcn_error ignored;
+
+		remove_tree(cg, pfd, leaf, norm, 0, &ignored);
+	}
+	return -1;
+}
+
+int hpcn_cgroup_create_slice(struct hpcn_cgroup *cg, const char *parent, const char *name,
+			     const struct hpcn_resource_limits *lim, bool limits_mandatory,
+			     char *path_out, size_t cap, struct hpcn_strv *warnings,
+			     struct hpcn_error *err)
+{
+	return create_child(cg, parent, name, ".slice", true, lim, limits_mandatory,
+			    path_out, cap, warnings, err);
+}
+
+int hpcn_cgroup_create_scope(struct hpcn_cgroup *cg, const char *parent, const char *name,
+			     const struct hpcn_resource_limits *lim, bool limits_mandatory,
+			     char *path_out, size_t cap, struct hpcn_strv *warnings,
+			     struct hpcn_error *err)
+{
+	return create_child(cg, parent, name, ".scope", false, lim, limits_mandatory,
+			    path_out, cap, warnings, err);
+}
+
+int hpcn_cgroup_apply_limits(struct hpcn_cgroup *cg, const char *path,
+			     const struct hpcn_resource_limits *lim, bool mandatory,
+			     struct hpcn_strv *warnings, struct hpcn_error *err)
+{
+	char norm[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	if (hpcn_cgroup_validate_limits(lim, err) < 0)
+		return -1;
+	if (cg_check_path(cg, path, CG_WRITE, norm, sizeof(norm), err) < 0)
+		return -1;
+	fd = cg_walk(cg, norm, err);
+	if (fd < 0)
+		return -1;
+	return cg_apply_limits_fd(cg, fd, norm, lim, mandatory, warnings, err);
+}
+
+int hpcn_cgroup_scope_path(const char *group, const char *alloc_id, char *out, size_t cap,
+			   struct hpcn_error *err)
+{
+	int n;
+
+	if (hpcn_alloc_id_validate(alloc_id, err) < 0)
+		return -1;
+	if (group && *group) {
+		if (hpcn_alloc_id_validate(group, err) < 0)
+			return -1;
+		n = snprintf(out, cap, HPCN_SLICE_WORKLOAD_ROOT "/%s.slice/%s.scope",
+			     group, alloc_id);
+	} else {
+		n = snprintf(out, cap, HPCN_SLICE_WORKLOAD_ROOT "/%s.scope", alloc_id);
+	}
+	if (n < 0 || (size_t)n >= cap)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "no room for the scope path of %s", alloc_id);
+	return 0;
+}
+
+int hpcn_cgroup_group_slice_path(const char *group, char *out, size_t cap,
+				 struct hpcn_error *err)
+{
+	int n;
+
+	if (hpcn_alloc_id_validate(group, err) < 0)
+		return -1;
+	n = snprintf(out, cap, HPCN_SLICE_WORKLOAD_ROOT "/%s.slice", group);
+	if (n < 0 || (size_t)n >= cap)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "no room for the slice path of %s", group);
+	return 0;
+}
+
+/* ---- attach ---- */
+
+int hpcn_cgroup_attach(struct hpcn_cgroup *cg, const char *path, pid_t pid,
+		       struct hpcn_error *err)
+{
+	char norm[PATH_MAX], val[24];
+	_cleanup_close_ int fd = -1;
+
+	if (pid <= 0)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "pid %d cannot be attached", (int)pid);
+	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
+		return -1;
+	fd = cg_walk(cg, norm, err);
+	if (fd < 0)
+		return -1;
+	snprintf(val, sizeof(val), "%d", (int)pid);
+	if (cg_write(cg, fd, "cgroup.procs", val) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "moving pid %d into %s", (int)pid, norm);
+	return 0;
+}
+
+/* ---- kill ---- */
+
+static int kill_one(long pid, unsigned *listed, const char *norm, struct hpcn_error *err)
+{
+	if (pid <= 0)
+		return 0;
+	(*listed)++;
+	if (kill((pid_t)pid, SIGKILL) < 0 && errno != ESRCH)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "SIGKILL pid %ld", pid);
+	return 0;
+}
+
+static int kill_children(const struct hpcn_cgroup *cg, int at, const char *norm, int depth,
+			 unsigned *listed, struct hpcn_error *err);
+
+/* SIGKILL every pid of dirfd's cgroup.procs, then of its children.
+ * *listed counts the pids seen. */
+static int kill_tree(const struct hpcn_cgroup *cg, int at, const char *norm, int depth,
+		     unsigned *listed, struct hpcn_error *err)
+{
+	_cleanup_close_ int pfd = -1;
+	char buf[4096];
+	long cur = -1;
+
+	if (depth > CG_MAX_DEPTH)
+		return 0;
+	pfd = openat(at, "cgroup.procs", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (pfd < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "cannot open cgroup.procs");
+	/* Parse across read boundaries: the file can be longer than buf. */
+	for (;;) {
+		ssize_t n = read(pfd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+						    "cannot read cgroup.procs");
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
+				if (cur > INT_MAX)
+					return hpcn_error_setf(err, HPCN_E_CGROUP_KILL_FAILED,
+							       norm, "bad pid in cgroup.procs");
+				continue;
+			}
+			if (kill_one(cur, listed, norm, err) < 0)
+				return -1;
+			cur = -1;
+		}
+		if (n == 0)
+			break;
+	}
+	if (kill_one(cur, listed, norm, err) < 0)
+		return -1;
+	return kill_children(cg, at, norm, depth, listed, err);
+}
+
+static int kill_children(const struct hpcn_cgroup *cg, int at, const char *norm, int depth,
+			 unsigned *listed, struct hpcn_error *err)
+{
+	_cleanup_close_ int dfd = -1;
+	DIR *d;
+	struct dirent *de;
+	int rv = 0;
+
+	dfd = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "cannot list children");
+	d = fdopendir(dfd);
+	if (!d)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "cannot list children");
+	dfd = -1;
+	while (rv == 0 && (de = readdir(d))) {
+		_cleanup_close_ int cfd = -1;
+		char sub[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type != DT_DIR &&
+		    (de->d_type != DT_UNKNOWN ||
+		     fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     !S_ISDIR(st.st_mode)))
+			continue;
+		cfd = openat(dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd < 0)
+			continue; /* gone meanwhile */
+		snprintf(sub, sizeof(sub), "%s/%s", norm, de->d_name);
+		rv = kill_tree(cg, cfd, sub, depth + 1, listed, err);
+	}
+	closedir(d);
+	return rv;
+}
+
+static int kill_pids_fd(const struct hpcn_cgroup *cg, int fd, const char *norm,
+			struct hpcn_error *err)
+{
+	/* Frozen tasks cannot fork, and still die of SIGKILL. Best effort:
+	 * kernels without cgroup.freeze get more passes instead. */
+	(void)cg_write(cg, fd, "cgroup.freeze", "1");
+	for (int pass = 0; pass < CG_KILL_PASSES; pass++) {
+		unsigned listed = 0;
+
+		if (kill_tree(cg, fd, norm, 0, &listed, err) < 0)
+			return -1;
+		if (!listed)
+			break;
+	}
+	return 0;
+}
+
+static int kill_fd(const struct hpcn_cgroup *cg, int fd, const char *norm,
+		   struct hpcn_error *err)
+{
+	if (cg_write(cg, fd, "cgroup.kill", "1") == 0)
+		return 0;
+	if (errno != ENOENT)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "writing 1 to cgroup.kill");
+	/* Kernel < 5.14: no cgroup.kill. */
+	return kill_pids_fd(cg, fd, norm, err);
+}
+
+int hpcn_cgroup_kill(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
+{
+	char norm[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
+		return -1;
+	fd = cg_walk(cg, norm, err);
+	if (fd < 0)
+		return -1;
+	return kill_fd(cg, fd, norm, err);
+}
+
+int hpcn_cgroup_kill_pids(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
+{
+	char norm[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
+		return -1;
+	fd = cg_walk(cg, norm, err);
+	if (fd < 0)
+		return -1;
+	return kill_pids_fd(cg, fd, norm, err);
+}
+
+/* ---- destroy ---- */
+
+/* cgroup.events "populated" from an open fd (re-read from offset 0). */
+static int read_populated_fd(int efd, bool *populated)
+{
+	char buf[256];
+	ssize_t n;
+	uint64_t v;
+
+	if (lseek(efd, 0, SEEK_SET) < 0)
+		return -1;
+	do {
+		n = read(efd, buf, sizeof(buf) - 1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	if (hpcn_cgroup_parse_keyed(buf, "populated", &v) < 0)
+		return -1;
+	*populated = v != 0;
+	return 0;
+}
+
+static void fmt_duration(char *buf, size_t cap, int ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, cap, "%d s", ms / 1000);
+	else
+		snprintf(buf, cap, "%d ms", ms);
+}
+
+int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int timeout_ms,
+			      struct hpcn_error *err)
+{
+	char norm[PATH_MAX], leaf[NAME_MAX + 1], dur[32];
+	_cleanup_close_ int pfd = -1, fd = -1, efd = -1;
+	unsigned long long deadline;
+	bool populated = true;
+
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
+		return -1;
+	pfd = walk_parent(cg, norm, leaf, err);
+	if (pfd < 0)
+		return err && err->kind == HPCN_E_CGROUP_NOT_FOUND ? (hpcn_error_clear(err), 0) : -1;
+	fd = openat(pfd, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0; /* already gone */
+		if (errno == ELOOP || errno == ENOTDIR)
+			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+					       "cgroup path '%s' is a symlink or not a directory",
+					       norm);
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "open %s/%s", cg->root, norm);
+	}
+	if (kill_fd(cg, fd, norm, err) < 0)
+		return -1;
+
+	deadline = hpcn_now_ms() + (unsigned long long)timeout_ms;
+	efd = openat(fd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (efd < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+					    "cannot open cgroup.events");
+	for (;;) {
+		unsigned long long now;
+		struct pollfd pfds = { .fd = efd, .events = POLLPRI };
+		int slice;
+
+		if (read_populated_fd(efd, &populated) < 0)
+			return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+						    "cannot read cgroup.events");
+		if (!populated)
+			break;
+		now = hpcn_now_ms();
+		if (now >= deadline) {
+			fmt_duration(dur, sizeof(dur), timeout_ms);
+			return hpcn_error_setf(err, HPCN_E_CGROUP_KILL_FAILED, norm,
+					       "still populated after %s (processes in D state?)",
+					       dur);
+		}
+		slice = (int)(deadline - now);
+		if (slice > CG_POLL_SLICE_MS)
+			slice = CG_POLL_SLICE_MS;
+		/* kernfs raises POLLPRI on cgroup.events when it changes. */
+		if (poll(&pfds, 1, slice) < 0 && errno != EINTR)
+			return hpcn_error_set_errno(err, HPCN_E_CGROUP_KILL_FAILED, errno, norm,
+						    "poll on cgroup.events");
+	}
+	hpcn_closep(&efd);
+	hpcn_closep(&fd);
+	return remove_tree(cg, pfd, leaf, norm, 0, err);
+}
+
+/* ---- reading ---- */
+
+int hpcn_cgroup_open_dir(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
+{
+	char norm[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+	int dfd;
+
+	if (cg_check_path(cg, path, CG_READ, norm, sizeof(norm), err) < 0)
+		return -1;
+	fd = cg_walk(cg, norm, err);
+	if (fd < 0)
+		return -1;
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
+					    "open %s/%s", cg->root, norm);
+	return dfd;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The allocation registry: every allocation the helper serves, recorded
+ * durably under <state_dir>/allocations/<id>.json (temp + fsync + rename),
+ * so that a restarted helper tells live allocations from leftovers (WI6).
+ * A record is written in state "creating" before any resource is made and
+ * "active" once all of it exists: a crash in between leaves a "creating"
+ * record, whose resources the next start removes.
+ */
+#ifndef HPCN_HELPER_REGISTRY_H
+#define HPCN_HELPER_REGISTRY_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include <hpcnode/hpcnode.h>
+
+#include "image.h"
+#include "util.h"
+
+
+enum hpcn_alloc_state {
+	HPCN_ALLOC_CREATING = 0,
+	HPCN_ALLOC_ACTIVE,
+	HPCN_ALLOC_ENDING,
+};
+
+const char *hpcn_alloc_state_name(enum hpcn_alloc_state s);
+
+struct hpcn_alloc_mount {
+	char key[HPCN_IMAGE_KEY_MAX];     /* image identity, see image.h */
+	char image_path[PATH_MAX];        /* as the user named it */
+	char mount_point[PATH_MAX];       /* inside the allocation's namespace */
+};
+
+struct hpcn_alloc {
+	char id[HPCN_ALLOC_ID_MAX + 1];
+	char group[HPCN_ALLOC_ID_MAX + 1]; /* "" = none */
+	enum hpcn_alloc_state state;
+	uid_t uid;                          /* the allocation's user */
+	gid_t gid;
+	uid_t peer_uid;                     /* who asked for it */
+	int64_t created_at;                 /* CLOCK_REALTIME seconds */
+	char scope[PATH_MAX];               /* cgroup path, "" = none */
+	bool zombie;                        /* scope could not be killed (F30) */
+	int64_t zombie_since;
+	unsigned ns_mask;                   /* 1 << hpcn_ns_type */
+	pid_t pid_holder;                   /* pid 1 of its PID namespace, 0 */
+	size_t n_mounts;
+	struct hpcn_alloc_mount mounts[HPCN_MAX_MOUNTS];
+
+	/* Runtime only, never saved. */
+	void *conn;                         /* the connection that made it, while open */
+	void *watch;                        /* sd_event_source on cgroup.events */
+	uint64_t created_mono_ms;
+	bool populated_seen;                /* its scope has held processes */
+};
+
+struct hpcn_registry {
+	int dirfd;                          /* <state_dir>/allocations */
+	char dir[PATH_MAX];
+	size_t n, cap;
+	struct hpcn_alloc **v;
+};
+
+int hpcn_registry_open(struct hpcn_registry *r, const char *state_dir, struct hpcn_error *err);
+void hpcn_registry_close(struct hpcn_registry *r);
+
+/* Read every record. A record that cannot be parsed is renamed to
+ * <name>.corrupt and reported in warnings; loading goes on. */
+int hpcn_registry_load(struct hpcn_registry *r, struct hpcn_strv *warnings,
+		       struct hpcn_error *err);
+
+struct hpcn_alloc *hpcn_registry_find(const struct hpcn_registry *r, const char *id);
+/* A new in-memory record (state creating), not saved yet. NULL + err when the
+ * id is invalid or already present. */
+struct hpcn_alloc *hpcn_registry_add(struct hpcn_registry *r, const char *id,
+				     struct hpcn_error *err);
+int hpcn_registry_save(struct hpcn_registry *r, const struct hpcn_alloc *a,
+		       struct hpcn_error *err);
+/* Unlink the record and free it. */
+int hpcn_registry_remove(struct hpcn_registry *r, struct hpcn_alloc *a,
+			 struct hpcn_error *err);
+
+/* Number of live (non-creating) allocations that use an image key: WI2's
+ * expected refcount. */
+unsigned hpcn_registry_image_users(const struct hpcn_registry *r, const char *key);
+
+json_t *hpcn_alloc_to_json(const struct hpcn_alloc *a);
+int hpcn_alloc_from_json(json_t *j, struct hpcn_alloc *a, struct hpcn_error *err);
+
+#endif

@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The helper's service side: the listening socket (systemd socket
+ * activation or our own bind), peer authentication, one sd-event loop for
+ * every client, readiness, signals, the reconciliation timer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon.h"
+#include "log.h"
+
+/* Bound on simultaneous clients: each costs an fd and a few hundred bytes. */
+#define HPCN_MAX_CONNECTIONS 4096
+/* A client that does not read its reply for this long is dropped. */
+#define HPCN_SEND_TIMEOUT_MS 2000
+
+static void conn_free(struct hpcn_conn *c)
+{
+	struct hpcn_helper *h = c->h;
+
+	for (struct hpcn_conn **p = &h->conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	h->n_conns--;
+	hpcn_allocs_conn_closed(h, c);
+	sd_event_source_disable_unref(c->src);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
+		    const int *fds, size_t nfds)
+{
+	struct hpcn_error err;
+	char *buf = NULL;
+	size_t len;
+	int rv = -1;
+
+	if (hpcn_msg_encode(msg, &buf, &len, &err) < 0) {
+		hpcn_log_error("cannot encode a %s reply: %s", hpcn_tag_name(msg->tag), err.message);
+		return -1;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+
+		if (hpcn_wire_send(c->fd, buf, len, fds, nfds, &err) == 0) {
+			rv = 0;
+			break;
+		}
+		if (err.sys_errno != EAGAIN && err.sys_errno != ENOBUFS)
+			break;
+		/* The client's receive queue is full: give it a moment, once. */
+		if (poll(&p, 1, HPCN_SEND_TIMEOUT_MS) <= 0)
+			break;
+	}
+	free(buf);
+	if (rv < 0)
+		hpcn_log_warning("reply to pid %d failed (%s): dropping the connection",
+				 (int)c->peer.pid, err.message);
+	return rv;
+}
+
+int hpcn_conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_error *err)
+{
+	struct hpcn_msg m;
+	int rv;
+
+	c->h->counters.errors++;
+	if (hpcn_msg_error_from(&m, seq, err) < 0)
+		return -1;
+	rv = hpcn_conn_reply(c, &m, NULL, 0);
+	hpcn_msg_free(&m);
+	return rv;
+}
+
+static void reply_ok(struct hpcn_conn *c, uint64_t seq, json_t *body)
+{
+	struct hpcn_msg m;
+
+	hpcn_msg_init(&m, HPCN_TAG_OK);
+	m.seq = seq;
+	if (body)
+		m.u.json = json_dumps(body, JSON_COMPACT);
+	hpcn_conn_reply(c, &m, NULL, 0);
+	hpcn_msg_free(&m);
+}
+
+static void reply_json(struct hpcn_conn *c, uint64_t seq, enum hpcn_tag tag, json_t *body)
+{
+	struct hpcn_msg m;
+
+	hpcn_msg_init(&m, tag);
+	m.seq = seq;
+	m.u.json = json_dumps(body, JSON_COMPACT);
+	hpcn_conn_reply(c, &m, NULL, 0);
+	hpcn_msg_free(&m);
+}
+
+static bool peer_is_root(const struct hpcn_conn *c)
+{
+	return c->peer.uid == 0;
+}
+
+static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg *msg,
+		     int *fds, size_t nfds)
+{
+	struct hpcn_error err;
+	json_t *body;
+
+	h->counters.requests++;
+	switch (msg->tag) {
+	case HPCN_TAG_HELLO: {
+		struct hpcn_msg r;
+
+		hpcn_msg_init(&r, HPCN_TAG_HELLO);
+		r.seq = msg->seq;
+		r.u.hello.min_version = 1;
+		r.u.hello.max_version = HPCN_PROTOCOL_VERSION;
+		r.u.hello.software = strdup("hpc-node-helper " HPCN_VERSION_STRING);
+		hpcn_conn_reply(c, &r, NULL, 0);
+		hpcn_msg_free(&r);
+		break;
+	}
+	case HPCN_TAG_NAMESPACE_REQUEST:
+		hpcn_handle_namespace_request(h, c, msg, fds, nfds);
+		return; /* the handler owns the FDs */
+	case HPCN_TAG_ALLOCATION_ENDED:
+		hpcn_handle_allocation_ended(h, c, msg);
+		break;
+	case HPCN_TAG_ATTACH:
+		hpcn_handle_attach(h, c, msg, fds, nfds);
+		return;
+	case HPCN_TAG_METRICS_REQUEST:
+		hpcn_handle_metrics(h, c, msg);
+		break;
+	case HPCN_TAG_STATUS_REQUEST:
+		body = hpcn_status_json(h);
+		reply_json(c, msg->seq, HPCN_TAG_STATUS, body);
+		json_decref(body);
+		break;
+	case HPCN_TAG_RECONCILE:
+		if (!peer_is_root(c)) {
+			hpcn_error_set(&err, HPCN_E_DENIED, "Reconcile is for root only", NULL);
+			h->counters.denied++;
+			hpcn_conn_reply_error(c, msg->seq, &err);
+			break;
+		}
+		body = json_object();
+		json_object_set_new(body, "corrections", json_array());
+		hpcn_allocs_reconcile(h, json_object_get(body, "corrections"));
+		reply_json(c, msg->seq, HPCN_TAG_STATUS, body);
+		json_decref(body);
+		break;
+	case HPCN_TAG_FORCE_UNMOUNT:
+		/* Emergency only (the contract's RI3): running jobs lose the image. */
+		if (!peer_is_root(c) || !msg->u.force_unmount.emergency) {
+			hpcn_error_set(&err, HPCN_E_DENIED, !peer_is_root(c) ?
+				       "ForceUnmount is for root only" :
+				       "ForceUnmount needs emergency: true", NULL);
+			h->counters.denied++;
+			hpcn_audit(HPCN_AUDIT_MOUNT_FORCE_UNMOUNT, HPCN_AUDIT_DENIED, &c->peer, NULL,
+				   "%s: %s", msg->u.force_unmount.image_path, err.message);
+			hpcn_conn_reply_error(c, msg->seq, &err);
+			break;
+		}
+		if (hpcn_uenv_force_unmount(h, msg->u.force_unmount.image_path, &c->peer, &err) < 0)
+			hpcn_conn_reply_error(c, msg->seq, &err);
+		else
+			reply_ok(c, msg->seq, NULL);
+		break;
+	default:
+		/* A reply tag (NamespaceResponse, Ok, Status...) sent as a request. */
+		hpcn_error_setf(&err, HPCN_E_INVALID_ARGUMENT, NULL,
+				"%s is a reply, not a request", hpcn_tag_name(msg->tag));
+		hpcn_conn_reply_error(c, msg->seq, &err);
+		break;
+	}
+	hpcn_close_fds(fds, nfds);
+}
+
+static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct hpcn_conn *c = userdata;
+
+	/* Drain what is there: each record is one request. */
+	for (;;) {
+		int fds[HPCN_MAX_MESSAGE_FDS];
+		size_t nfds = 0;
+		struct hpcn_error err;
+		struct hpcn_msg msg;
+		int r;
+
+		memset(&msg, 0, sizeof(msg));
+		r = hpcn_recv_msg(c->fd, &msg, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err);
+		if (r == 0)
+			goto closed;
+		if (r < 0) {
+			if (err.sys_errno == EAGAIN)
+				return 0;
+			if (err.kind == HPCN_E_NS_FD_PASSING && err.sys_errno &&
+			    err.sys_errno != EMSGSIZE) {
+				/* the socket itself failed (ECONNRESET...) */
+				goto closed;
+			}
+			hpcn_log_info("bad request from pid %d uid %u: %s", (int)c->peer.pid,
+				      (unsigned)c->peer.uid, err.message);
+			if (hpcn_conn_reply_error(c, msg.seq, &err) < 0)
+				goto closed;
+			hpcn_msg_free(&msg);
+			continue;
+		}
+		dispatch(c->h, c, &msg, fds, nfds);
+		hpcn_msg_free(&msg);
+	}
+closed:
+	conn_free(c);
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct hpcn_helper *h = userdata;
+
+	for (;;) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		struct hpcn_conn *c;
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				hpcn_log_warning("accept on %s: %s", h->cfg.socket_path,
+						 strerror(errno));
+			return 0;
+		}
+		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			hpcn_log_warning("SO_PEERCRED: %s", strerror(errno));
+			close(cfd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(cfd);
+			continue;
+		}
+		c->h = h;
+		c->fd = cfd;
+		c->peer.uid = cred.uid;
+		c->peer.gid = cred.gid;
+		c->peer.pid = cred.pid;
+		if (!hpcn_config_peer_allowed(&h->cfg, cred.uid, cred.gid) ||
+		    h->n_conns >= HPCN_MAX_CONNECTIONS) {
+			struct hpcn_error err;
+			bool full = h->n_conns >= HPCN_MAX_CONNECTIONS;
+
+			if (full)
+				hpcn_error_setf(&err, HPCN_E_BUSY, NULL,
+						"too many clients (%d)", HPCN_MAX_CONNECTIONS);
+			else
+				hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
+						"uid %u gid %u may not use %s (see [access] in %s)",
+						(unsigned)cred.uid, (unsigned)cred.gid,
+						h->cfg.socket_path,
+						h->cfg.config_path[0] ? h->cfg.config_path
+								      : HPCN_HELPER_CONFIG_PATH);
+			if (!full) {
+				h->counters.denied++;
+				hpcn_log_warning("refused a client: pid %d: %s", (int)cred.pid,
+						 err.message);
+			}
+			hpcn_conn_reply_error(c, 0, &err);
+			close(cfd);
+			free(c);
+			continue;
+		}
+		if (sd_event_add_io(h->event, &c->src, cfd, EPOLLIN, on_conn, c) < 0) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		c->next = h->conns;
+		h->conns = c;
+		h->n_conns++;
+		h->counters.connections++;
+	}
+}
+
+/* Our own bind, when systemd did not hand us the socket. */
+static int bind_socket(struct hpcn_helper *h, struct hpcn_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(h->cfg.socket_path) >= sizeof(sa.sun_path))
+		return hpcn_error_setf(err, HPCN_E_BOOT_FAILED, NULL,
+				       "socket path %s is longer than %zu bytes",
+				       h->cfg.socket_path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, h->cfg.socket_path);
+	snprintf(dir, sizeof(dir), "%s", h->cfg.socket_path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (hpcn_mkdir_p(dir, 0755) < 0)
+			return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, errno, NULL,
+						    "cannot create %s", dir);
+	}
+	/* A stale socket of a previous run; never remove anything else. */
+	if (lstat(h->cfg.socket_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return hpcn_error_setf(err, HPCN_E_BOOT_FAILED, NULL,
+					       "%s exists and is not a socket", h->cfg.socket_path);
+		unlink(h->cfg.socket_path);
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, errno, NULL, "socket");
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		umask(old);
+		close(fd);
+		return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, e, NULL, "bind %s",
+					    h->cfg.socket_path);
+	}
+	umask(old);
+	if (chmod(h->cfg.socket_path, h->cfg.socket_mode) < 0 || listen(fd, SOMAXCONN) < 0) {
+		int e = errno;
+
+		close(fd);
+		return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, e, NULL, "listen on %s",
+					    h->cfg.socket_path);
+	}
+	h->listen_fd = fd;
+	return 0;
+}
+
+static int open_socket(struct hpcn_helper *h, struct hpcn_error *err)
+{
+	int n = sd_listen_fds(1);
+
+	if (n > 1)
+		return hpcn_error_setf(err, HPCN_E_BOOT_FAILED, NULL,
+				       "systemd passed %d sockets, expected one", n);
+	if (n == 1) {
+		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
+			return hpcn_error_set(err, HPCN_E_BOOT_FAILED,
+					      "the socket systemd passed is not a listening "
+					      "AF_UNIX SOCK_SEQPACKET socket", NULL);
+		h->listen_fd = SD_LISTEN_FDS_START;
+		h->socket_activated = true;
+		fcntl(h->listen_fd, F_SETFD, FD_CLOEXEC);
+		fcntl(h->listen_fd, F_SETFL, fcntl(h->listen_fd, F_GETFL) | O_NONBLOCK);
+		return 0;
+	}
+	return bind_socket(h, err);
+}
+
+static int open_cgroup(struct hpcn_helper *h, struct hpcn_error *err)
+{
+	char root[PATH_MAX];
+	struct hpcn_error e;
+
+	if (!h->cfg.cgroup_enabled) {
+		hpcn_log_notice("cgroup management disabled by configuration");
+		return 0;
+	}
+	if (h->cfg.cgroup_root[0])
+		snprintf(root, sizeof(root), "%s", h->cfg.cgroup_root);
+	else if (hpcn_cgroup_detect_root(root, sizeof(root), &e) < 0)
+		return hpcn_error_setf(err, HPCN_E_BOOT_FAILED, NULL, "%s", e.message);
+	if (hpcn_cgroup_open(&h->cg, root, 0, &e) < 0 ||
+	    hpcn_cgroup_create_hierarchy(&h->cg, &h->cgroup_warnings, &e) < 0)
+		return hpcn_error_setf(err, HPCN_E_BOOT_FAILED, NULL, "%s", e.message);
+	h->cgroup_ok = true;
+	for (size_t i = 0; i < h->cgroup_warnings.n; i++)
+		hpcn_log_warning("%s", h->cgroup_warnings.v[i]);
+	hpcn_log_info("cgroup v2 root %s, %s", root, HPCN_SLICE_WORKLOAD_ROOT " ready");
+	return 0;
+}
+
+static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct hpcn_helper *h = userdata;
+
+	hpcn_allocs_reconcile(h, NULL);
+	sd_event_source_set_time_relative(s, (uint64_t)h->cfg.reconcile_interval_secs * 1000000ULL);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct hpcn_helper *h = userdata;
+
+	hpcn_log_notice("signal %d: stopping; allocations, scopes and mounts stay in place",
+			(int)si->ssi_signo);
+	h->stopping = true;
+	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+	/* No stale readiness while nobody answers. */
+	hpcn_readiness_clear(h->cfg.ready_file, NULL);
+	h->ready = false;
+	return sd_event_exit(h->event, 0);
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct hpcn_helper *h = userdata;
+	struct hpcn_strv changed = { 0 }, refused = { 0 };
+	struct hpcn_config next;
+	struct hpcn_error err;
+
+	sd_notify(0, "RELOADING=1");
+	if (hpcn_config_load(&next, h->cfg.config_path[0] ? h->cfg.config_path : NULL,
+			     h->cfg.config_path[0] != '\0', &err) < 0) {
+		hpcn_log_error("reload: %s; keeping the running configuration", err.message);
+		goto out;
+	}
+	if (hpcn_config_reload_merge(&h->cfg, &next, &changed, &refused) < 0) {
+		hpcn_config_free(&next);
+		goto out;
+	}
+	for (size_t i = 0; i < refused.n; i++)
+		hpcn_log_warning("reload: %s cannot change without a restart; kept", refused.v[i]);
+	for (size_t i = 0; i < changed.n; i++)
+		if (!hpcn_strv_contains(&refused, changed.v[i]))
+			hpcn_log_notice("reload: %s changed", changed.v[i]);
+	hpcn_config_free(&h->cfg);
+	h->cfg = next;
+	hpcn_log_init(h->cfg.log_target, h->cfg.log_level, NULL);
+	if (hpcn_audit_init(h->cfg.audit_log, &err) < 0)
+		hpcn_log_error("reload: audit log: %s", err.message);
+out:
+	hpcn_strv_free(&changed);
+	hpcn_strv_free(&refused);
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
+		     struct hpcn_error *err)
+{
+	sigset_t ss;
+	char content[128];
+
+	memset(h, 0, sizeof(*h));
+	h->listen_fd = -1;
+	h->cg.root_fd = -1;
+	h->reg.dirfd = -1;
+	if (hpcn_config_copy(&h->cfg, cfg) < 0)
+		return hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
+	h->started_mono_ms = hpcn_now_ms();
+
+	/* A readiness file left by a previous run must not be believed. */
+	hpcn_readiness_clear(h->cfg.ready_file, NULL);
+	sd_notify(0, "STATUS=Starting");
+
+	if (hpcn_audit_init(h->cfg.audit_log, err) < 0)
+		return -1;
+	if (hpcn_mkdir_p(h->cfg.state_dir, 0700) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, errno, NULL,
+					    "cannot create state directory %s", h->cfg.state_dir);
+	if (hpcn_registry_open(&h->reg, h->cfg.state_dir, err) < 0 || open_cgroup(h, err) < 0)
+		return -1;
+
+	if (sd_event_default(&h->event) < 0)
+		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "sd_event_default failed", NULL);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sd_event_add_signal(h->event, NULL, SIGTERM, on_terminate, h) < 0 ||
+	    sd_event_add_signal(h->event, NULL, SIGINT, on_terminate, h) < 0 ||
+	    sd_event_add_signal(h->event, NULL, SIGHUP, on_reload, h) < 0)
+		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "cannot install signal handlers",
+				      NULL);
+	sd_event_set_watchdog(h->event, true);
+
+	/*
+	 * Bind before reconstructing: clients that connect meanwhile wait in
+	 * the listen backlog and are served once we are ready, queued rather
+	 * than refused (the contract's readiness rule).
+	 */
+	if (open_socket(h, err) < 0)
+		return -1;
+	if (sd_event_add_io(h->event, NULL, h->listen_fd, EPOLLIN, on_accept, h) < 0)
+		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "cannot watch the socket", NULL);
+
+	sd_notify(0, "STATUS=Reconstructing state");
+	if (hpcn_allocs_reconstruct(h, err) < 0)
+		return -1;
+
+	if (sd_event_add_time_relative(h->event, &h->reconcile_timer, CLOCK_MONOTONIC,
+				       (uint64_t)h->cfg.reconcile_interval_secs * 1000000ULL,
+				       0, on_reconcile_timer, h) < 0)
+		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "cannot arm the reconcile timer",
+				      NULL);
+
+	snprintf(content, sizeof(content), "pid=%d\nsoftware=hpc-node-helper %s\n",
+		 (int)getpid(), HPCN_VERSION_STRING);
+	if (hpcn_readiness_signal(h->cfg.ready_file, content, err) < 0)
+		return -1;
+	h->ready = true;
+	sd_notifyf(0, "READY=1\nSTATUS=Serving %zu allocation(s) on %s", h->reg.n,
+		   h->cfg.socket_path);
+	hpcn_audit(HPCN_AUDIT_BOOT_READY, HPCN_AUDIT_SUCCESS, NULL, NULL,
+		   "ready: %zu allocation(s) restored, socket %s", h->reg.n, h->cfg.socket_path);
+	return 0;
+}
+
+int hpcn_helper_run(struct hpcn_helper *h)
+{
+	int r = sd_event_loop(h->event);
+
+	return r < 0 ? -1 : 0;
+}
+
+void hpcn_helper_free(struct hpcn_helper *h)
+{
+	while (h->conns) {
+		struct hpcn_conn *c = h->conns;
+
+		/* Closing connections must not end allocations at shutdown. */
+		h->conns = c->next;
+		sd_event_source_disable_unref(c->src);
+		close(c->fd);
+		free(c);
+	}
+	for (size_t i = 0; i < h->reg.n; i++) {
+		sd_event_source_disable_unref(h->reg.v[i]->watch);
+		h->reg.v[i]->watch = NULL;
+	}
+	sd_event_source_disable_unref(h->reconcile_timer);
+	if (h->listen_fd >= 0) {
+		close(h->listen_fd);
+		if (!h->socket_activated)
+			unlink(h->cfg.socket_path);
+	}
+	hpcn_readiness_clear(h->cfg.ready_file, NULL);
+	hpcn_registry_close(&h->reg);
+	if (h->cgroup_ok)
+		hpcn_cgroup_close(&h->cg);
+	hpcn_strv_free(&h->cgroup_warnings);
+	sd_event_unref(h->event);
+	hpcn_audit_close();
+	hpcn_config_free(&h->cfg);
+}
