@@ -43,13 +43,15 @@ static bool alloc_has_processes(struct hpcn_helper *h, struct hpcn_alloc *a)
 	struct dirent *de;
 	DIR *d;
 
+	/* A populated scope settles it; an empty one does not: tasks may have
+	 * joined the namespaces without being placed in the scope. */
 	if (a->scope[0] && h->cgroup_ok) {
 		bool populated = false;
 
-		if (hpcn_cgroup_is_populated(&h->cg, a->scope, &populated, NULL) == 0) {
-			if (populated)
-				a->populated_seen = true;
-			return populated;
+		if (hpcn_cgroup_is_populated(&h->cg, a->scope, &populated, NULL) == 0 &&
+		    populated) {
+			a->populated_seen = true;
+			return true;
 		}
 	}
 	for (int t = 0; t < HPCN_NS__COUNT; t++) {
@@ -393,8 +395,9 @@ static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_
 	int mnt_fd = -1;
 	int rv = -1;
 
-	/* Scope: in the group's (job's) slice when there is a group. */
-	if (h->cgroup_ok) {
+	/* Scope: asked for by a group or limits; in the group's (job's) slice
+	 * when there is a group. */
+	if (h->cgroup_ok && (a->group[0] || r->has_limits)) {
 		const struct hpcn_resource_limits *lim = r->has_limits ? &r->limits : NULL;
 		char parent[PATH_MAX] = HPCN_SLICE_WORKLOAD_ROOT;
 
@@ -452,9 +455,10 @@ static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_
 		snprintf(am->mount_point, sizeof(am->mount_point), "%s", mh->mount_point);
 		a->n_mounts++;
 		e = hpcn_uenv_find(h, am->key);
-		if (hpcn_ns_bind_path(mnt_fd, e->mount_point, mh->mount_point,
-				      hpcn_config_mount_point_creatable(&h->cfg, mh->mount_point),
-				      err) < 0)
+		if (hpcn_ns_bind_path_named(mnt_fd, e->mount_point, a->id, mh->mount_point,
+					    hpcn_config_mount_point_creatable(&h->cfg,
+									      mh->mount_point),
+					    err) < 0)
 			goto fail;
 	}
 	rv = 0;

@@ -532,10 +532,17 @@ static int remove_tree(const struct hpcn_cgroup *cg, int parentfd, const char *n
 	return 0;
 }
 
-/* Split norm into its parent (walked, fd returned) and its last component. */
+/* walk_parent's answer when the parent does not exist (nothing to undo). */
+#define WALK_GONE (-2)
+
+/* Split norm into its parent (walked, fd returned) and its last component;
+ * WALK_GONE (err untouched) when a component of the parent is missing. */
 static int walk_parent(const struct hpcn_cgroup *cg, const char *norm, char *leaf,
 		       struct hpcn_error *err)
 {
+	struct hpcn_error e;
+	int fd;
+
 	const char *slash = strrchr(norm, '/');
 	size_t plen = slash ? (size_t)(slash - norm) : 0;
 	const char *l = slash ? slash + 1 : norm;
@@ -544,7 +551,15 @@ static int walk_parent(const struct hpcn_cgroup *cg, const char *norm, char *lea
 		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
 				       "bad cgroup path '%s'", norm);
 	memcpy(leaf, l, strlen(l) + 1);
-	return walk_n(cg, norm, plen, err);
+	hpcn_error_clear(&e);
+	fd = walk_n(cg, norm, plen, &e);
+	if (fd >= 0)
+		return fd;
+	if (e.kind == HPCN_E_CGROUP_NOT_FOUND)
+		return WALK_GONE;
+	if (err)
+		*err = e;
+	return -1;
 }
 
 int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
@@ -555,8 +570,10 @@ int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_err
 	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
 		return -1;
 	pfd = walk_parent(cg, norm, leaf, err);
+	if (pfd == WALK_GONE)
+		return 0;
 	if (pfd < 0)
-		return err && err->kind == HPCN_E_CGROUP_NOT_FOUND ? (hpcn_error_clear(err), 0) : -1;
+		return -1;
 	return remove_tree(cg, pfd, leaf, norm, 0, err);
 }
 
@@ -572,11 +589,11 @@ static int create_child(struct hpcn_cgroup *cg, const char *parent, const char *
 	_cleanup_close_ int pfd = -1, fd = -1;
 	bool created = false;
 
+	if (cg_check_path(cg, parent, CG_WRITE, pnorm, sizeof(pnorm), err) < 0)
+		return -1;
 	if (hpcn_alloc_id_validate(name, err) < 0)
 		return -1;
 	if (hpcn_cgroup_validate_limits(lim, err) < 0)
-		return -1;
-	if (cg_check_path(cg, parent, CG_WRITE, pnorm, sizeof(pnorm), err) < 0)
 		return -1;
 	if ((size_t)snprintf(leaf, sizeof(leaf), "%s%s", name, suffix) >= sizeof(leaf) ||
 	    (size_t)snprintf(norm, sizeof(norm), "%s/%s", pnorm, leaf) >= sizeof(norm))
@@ -634,9 +651,9 @@ int hpcn_cgroup_apply_limits(struct hpcn_cgroup *cg, const char *path,
 	char norm[PATH_MAX];
 	_cleanup_close_ int fd = -1;
 
-	if (hpcn_cgroup_validate_limits(lim, err) < 0)
-		return -1;
 	if (cg_check_path(cg, path, CG_WRITE, norm, sizeof(norm), err) < 0)
+		return -1;
+	if (hpcn_cgroup_validate_limits(lim, err) < 0)
 		return -1;
 	fd = cg_walk(cg, norm, err);
 	if (fd < 0)
@@ -900,8 +917,10 @@ int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int time
 	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
 		return -1;
 	pfd = walk_parent(cg, norm, leaf, err);
+	if (pfd == WALK_GONE)
+		return 0; /* already gone */
 	if (pfd < 0)
-		return err && err->kind == HPCN_E_CGROUP_NOT_FOUND ? (hpcn_error_clear(err), 0) : -1;
+		return -1;
 	fd = openat(pfd, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)

@@ -117,6 +117,7 @@ static bool caps_effective_empty(void)
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct data[2];
 
+	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) < 0)
 		return false;
 	return data[0].effective == 0 && data[1].effective == 0;
@@ -363,7 +364,8 @@ int hpcn_image_open_as_user(const char *path, uid_t uid, gid_t gid, int *fd_out,
 		goto out;
 	}
 	if (fd < 0) {
-		hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, path, "the opened file was not passed back");
+		hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, path,
+				"the opened file was not passed back");
 		goto out;
 	}
 	if (hpcn_image_check_fd(fd, path, id, err) < 0)

@@ -124,7 +124,8 @@ int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loo
 	}
 	if (last_errno == EBUSY || last_errno == EAGAIN)
 		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, last_errno, path,
-					    "LOOP_CONFIGURE on %s (no free loop device after %d tries)",
+					    "LOOP_CONFIGURE on %s (no free loop device after "
+					    "%d tries)",
 					    dev, HPCN_LOOP_ATTACH_TRIES);
 	if (last_errno == EINVAL || last_errno == ENOTTY)
 		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, last_errno, path,

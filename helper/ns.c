@@ -159,11 +159,11 @@ int hpcn_ns_setup_dir(const char *ns_dir, struct hpcn_error *err)
 					    ns_dir);
 	if (is_root && !shared)
 		return 0;
-	if (!is_root && mount(ns_dir, ns_dir, NULL, MS_BIND, NULL) < 0)
+	if (!is_root && mount(ns_dir, ns_dir, "none", MS_BIND, NULL) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "namespace directory %s: bind mount onto itself",
 					    ns_dir);
-	if (mount(NULL, ns_dir, NULL, MS_PRIVATE, NULL) < 0)
+	if (mount("none", ns_dir, "none", MS_PRIVATE, NULL) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "namespace directory %s: making it private", ns_dir);
 	return 0;
@@ -296,16 +296,16 @@ int hpcn_ns_load(const char *ns_dir, const char *alloc_id, pid_t holder,
 				       path);
 	}
 	if (out->present[HPCN_NS_PID]) {
-		_cleanup_close_ int pidfd = -1;
+		struct ns_proc hp;
 
 		if (holder <= 0)
 			holder = read_holder_file(ns_dir, alloc_id);
-		pidfd = ns_holder_pidfd(holder, pid_st.st_dev, pid_st.st_ino);
-		if (pidfd < 0)
+		if (ns_holder_get(holder, pid_st.st_dev, pid_st.st_ino, &hp) < 0)
 			return hpcn_error_setf(err, HPCN_E_NOT_FOUND, NULL,
 					       "allocation %s: pid namespace holder %d is gone or "
 					       "is not pid 1 of the pinned pid namespace",
 					       alloc_id, (int)holder);
+		ns_proc_close(&hp);
 		out->pid_holder = holder;
 	}
 	return 0;
@@ -339,18 +339,18 @@ int hpcn_ns_release(const char *ns_dir, const char *alloc_id, pid_t holder,
 	cands[0] = holder;
 	cands[1] = read_holder_file(ns_dir, alloc_id);
 	for (size_t i = 0; i < HPCN_ARRAY_SIZE(cands); i++) {
-		_cleanup_close_ int pidfd = -1;
+		struct ns_proc hp;
 
 		if (cands[i] <= 0 || (i == 1 && cands[1] == cands[0]))
 			continue;
-		pidfd = ns_holder_pidfd(cands[i], dev, ino);
-		if (pidfd < 0)
+		if (ns_holder_get(cands[i], dev, ino, &hp) < 0)
 			continue;
-		if (ns_kill_pidfd(pidfd, HPCN_NS_KILL_TIMEOUT_MS) < 0 && rv == 0)
+		if (ns_proc_kill_wait(&hp, HPCN_NS_KILL_TIMEOUT_MS) < 0 && rv == 0)
 			rv = hpcn_error_set_errno(err, HPCN_E_BUSY, errno, NULL,
 						  "allocation %s: pid namespace holder %d did not "
 						  "exit after SIGKILL within %d ms", alloc_id,
 						  (int)cands[i], HPCN_NS_KILL_TIMEOUT_MS);
+		ns_proc_close(&hp);
 	}
 
 	for (int i = 0; i < HPCN_NS__COUNT; i++) {
@@ -492,7 +492,7 @@ static int maker_fn(void *arg, int data_fd, int *step)
 		return errno;
 	if (a->mnt) {
 		*step = NS_STEP_MAKE_SLAVE;
-		if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		if (mount("none", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
 			return errno;
 		/* The copy holds our pins of other allocations (net, pid;
 		 * the kernel skips mount-namespace pins): drop them here, or
@@ -527,7 +527,7 @@ static int pin_ns(const char *ns_dir, const char *alloc_id, enum hpcn_ns_type t,
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "allocation %s: creating pin %s", alloc_id, dst);
 	close(fd);
-	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+	if (mount(src, dst, "none", MS_BIND, NULL) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "allocation %s: pinning %s at %s", alloc_id, src,
 					    dst);
@@ -673,8 +673,10 @@ int hpcn_ns_create(const char *ns_dir, const char *alloc_id,
 		return -1;
 
 	alloc_path(path, ns_dir, alloc_id, NULL);
-	if (mkdir(path, 0700) < 0) {
-		if (errno == EEXIST)
+	/* An empty directory is what a crash right after mkdir leaves: reuse. */
+	if (mkdir(path, 0700) < 0 && (errno != EEXIST || rmdir(path) < 0 ||
+				      mkdir(path, 0700) < 0)) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
 			return create_existing(ns_dir, alloc_id, want, out, err);
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "allocation %s: mkdir %s", alloc_id, path);

@@ -20,9 +20,10 @@
  * subreaper, which then reaps them; a daemon should not be a subreaper).
  *
  * Needs Linux >= 5.9 (open_tree/move_mount, pidfd_open, close_range,
- * statx STATX_MNT_ID); hpcn_ns_attach_mount of a detached mount fd needs a
- * kernel that can clone detached mounts (6.15+, checked on 6.18); on older
- * kernels pass an attached mount or use hpcn_ns_bind_path.
+ * statx STATX_MNT_ID). hpcn_ns_attach_mount of a detached mount fd needs a
+ * kernel that lets open_tree(OPEN_TREE_CLONE) clone a detached mount (6.18
+ * here does; older ones say EINVAL): there pass an attached mount, or use
+ * hpcn_ns_bind_path on the host mount point.
  */
 #ifndef HPCN_HELPER_NS_H
 #define HPCN_HELPER_NS_H
@@ -146,6 +147,11 @@ int hpcn_ns_attach_mount_named(int mnt_ns_fd, int mnt_fd, const char *what,
  * namespace, as hpcn_ns_attach_mount does. */
 int hpcn_ns_bind_path(int mnt_ns_fd, const char *host_src, const char *target,
 		      bool create_target, struct hpcn_error *err);
+/* The same; alloc_id (may be NULL) only makes the message: "namespace
+ * creation failed: mount of /run/pact/uenv/KEY at /user-environment in
+ * allocation 12.0: resolving the target: No such file or directory". */
+int hpcn_ns_bind_path_named(int mnt_ns_fd, const char *host_src, const char *alloc_id,
+			    const char *target, bool create_target, struct hpcn_error *err);
 
 /* Lazily unmount (MNT_DETACH) the mount at target inside mnt_ns_fd's namespace.
  * HPCN_E_UNMOUNT_FAILED when target is missing or not a mount point. */

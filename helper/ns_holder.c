@@ -18,8 +18,10 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ns.h"
@@ -64,9 +66,18 @@ static __attribute__((noreturn)) void holder_main(int ready_fd)
 	prctl(PR_SET_NAME, HPCN_NS_HOLDER_COMM, 0, 0, 0);
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 	/* Nothing inherited stays open (sockets of clients, pins, stdio). */
-	if (ready_fd > 0)
-		close_range(0, (unsigned int)ready_fd - 1, 0);
-	close_range((unsigned int)ready_fd + 1, ~0u, 0);
+	if ((ready_fd > 0 && close_range(0, (unsigned int)ready_fd - 1, 0) < 0) ||
+	    close_range((unsigned int)ready_fd + 1, ~0u, 0) < 0) {
+		struct rlimit rl;
+		int max = 65536;
+
+		/* Kernels before 5.9: one by one, up to a sane bound. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+			max = (int)rl.rlim_cur;
+		for (int fd = 0; fd < max; fd++)
+			if (fd != ready_fd)
+				close(fd);
+	}
 	send_msg(ready_fd, NS_STEP_NONE, 0, getpid());
 	close(ready_fd);
 
@@ -83,7 +94,7 @@ static __attribute__((noreturn)) void holder_main(int ready_fd)
 int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 {
 	_cleanup_close_ int rd = -1;
-	_cleanup_close_ int pidfd = -1;
+	struct ns_proc hp = NS_PROC_INIT;
 	int p[2];
 	unsigned long long deadline = hpcn_now_ms() + HPCN_NS_CHILD_TIMEOUT_MS;
 	struct holder_msg m1, m2;
@@ -128,8 +139,8 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 
 	if (ns_read_full(rd, &m1, sizeof(m1), deadline) < 0) {
 		hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
-				     "allocation %s: no word from the pid namespace holder's parent",
-				     alloc_id);
+				     "allocation %s: no word from the pid namespace "
+				     "holder's parent", alloc_id);
 		goto fail;
 	}
 	if (m1.err) {
@@ -141,7 +152,7 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 	hold = m1.pid;
 	/* Until the intermediate child is reaped, the holder's pid cannot be
 	 * reused: take a pidfd now so that a kill on failure hits the holder. */
-	pidfd = pidfd_open(hold, 0);
+	ns_proc_open(hold, &hp);
 	ns_reap(mid, deadline);
 	mid = 0;
 	if (ns_read_full(rd, &m2, sizeof(m2), deadline) < 0) {
@@ -155,8 +166,9 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 fail:
 	if (mid > 0)
 		ns_reap(mid, deadline);
-	if (rv < 0 && hold > 0 && pidfd >= 0)
-		ns_kill_pidfd(pidfd, HPCN_NS_KILL_TIMEOUT_MS);
+	if (rv < 0 && hp.pid > 0)
+		ns_proc_kill_wait(&hp, HPCN_NS_KILL_TIMEOUT_MS);
+	ns_proc_close(&hp);
 	return rv;
 }
 
@@ -196,58 +208,113 @@ static bool holder_looks_right(pid_t pid)
 	return ntok >= 2 && last == 1;
 }
 
-int ns_holder_pidfd(pid_t pid, dev_t dev, ino_t ino)
+/* State letter of /proc/<pid>/stat, 0 when it is gone. */
+static char proc_state(pid_t pid)
 {
-	_cleanup_close_ int pidfd = -1;
-	char path[64];
-	struct stat st;
+	char path[64], buf[512];
+	const char *rp;
 
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (hpcn_read_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+		return 0;
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+static bool proc_alive(const struct ns_proc *p)
+{
+	char st;
+
+	if (p->pidfd >= 0)
+		return pidfd_send_signal(p->pidfd, 0, NULL, 0) == 0;
+	st = proc_state(p->pid);
+	return st != 0 && st != 'Z' && st != 'X';
+}
+
+int ns_proc_open(pid_t pid, struct ns_proc *p)
+{
+	*p = (struct ns_proc)NS_PROC_INIT;
 	if (pid <= 0) {
 		errno = ESRCH;
 		return -1;
 	}
-	pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0)
+	p->pid = pid;
+	p->pidfd = pidfd_open(pid, 0);
+	if (p->pidfd < 0 && errno != ENOSYS)
+		return -1;
+	if (!proc_alive(p)) {
+		ns_proc_close(p);
+		errno = ESRCH;
+		return -1;
+	}
+	return 0;
+}
+
+void ns_proc_close(struct ns_proc *p)
+{
+	hpcn_closep(&p->pidfd);
+	p->pid = 0;
+}
+
+int ns_proc_kill_wait(struct ns_proc *p, unsigned int timeout_ms)
+{
+	unsigned long long deadline = hpcn_now_ms() + timeout_ms;
+
+	if (p->pidfd >= 0) {
+		if (pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+			return -1;
+	} else if (kill(p->pid, SIGKILL) < 0 && errno != ESRCH) {
+		return -1;
+	}
+	/* The init of a pid namespace exits after every process in it. */
+	for (;;) {
+		unsigned long long now = hpcn_now_ms();
+
+		if (p->pidfd >= 0) {
+			struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+			int r;
+
+			if (now >= deadline)
+				break;
+			r = poll(&pfd, 1, (int)(deadline - now));
+			if (r > 0)
+				return 0;
+			if (r < 0 && errno != EINTR)
+				return -1;
+		} else {
+			struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+			if (!proc_alive(p))
+				return 0;
+			if (now >= deadline)
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+int ns_holder_get(pid_t pid, dev_t dev, ino_t ino, struct ns_proc *p)
+{
+	char path[64];
+	struct stat st;
+
+	if (ns_proc_open(pid, p) < 0)
 		return -1;
 	if (dev != 0) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
-		if (stat(path, &st) < 0 || st.st_dev != dev || st.st_ino != ino) {
-			errno = ESRCH;
-			return -1;
-		}
+		if (stat(path, &st) < 0 || st.st_dev != dev || st.st_ino != ino)
+			goto not_it;
 	} else if (!holder_looks_right(pid)) {
-		errno = ESRCH;
-		return -1;
+		goto not_it;
 	}
-	/* Still the same process as the pidfd's? Then /proc spoke about it. */
-	if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0) {
-		errno = ESRCH;
-		return -1;
-	}
-	return hpcn_take_fd(&pidfd);
-}
-
-int ns_kill_pidfd(int pidfd, unsigned int timeout_ms)
-{
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-	unsigned long long deadline = hpcn_now_ms() + timeout_ms;
-
-	if (pidfd_send_signal(pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
-		return -1;
-	/* The pidfd is readable once the holder has exited, which for the
-	 * init of a pid namespace is after every process in it is gone. */
-	for (;;) {
-		unsigned long long now = hpcn_now_ms();
-		int r;
-
-		if (now >= deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		r = poll(&p, 1, (int)(deadline - now));
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -1;
-	}
+	/* Still the process of the handle? Then /proc spoke about it. */
+	if (!proc_alive(p))
+		goto not_it;
+	return 0;
+not_it:
+	ns_proc_close(p);
+	errno = ESRCH;
+	return -1;
 }

@@ -79,14 +79,26 @@ void ns_reap(pid_t pid, unsigned long long deadline_ms);
  */
 int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err);
 
-/* A pidfd of pid when it is the holder of the pid namespace whose nsfs
- * inode is (dev, ino) (dev == 0: any pid namespace, then the comm and
- * "pid 1 inside" are checked instead). -1 with errno ESRCH when it is gone
- * or is not that holder. */
-int ns_holder_pidfd(pid_t pid, dev_t dev, ino_t ino);
+/* A process we may signal: a pidfd where the kernel has them (no pid reuse
+ * race), else the bare pid. */
+struct ns_proc {
+	pid_t pid;
+	int pidfd;  /* -1 without pidfd support */
+};
 
-/* SIGKILL through a pidfd and wait, bounded, for the exit. 0 or -1 (errno
- * ETIMEDOUT). */
-int ns_kill_pidfd(int pidfd, unsigned int timeout_ms);
+#define NS_PROC_INIT { .pid = 0, .pidfd = -1 }
+
+/* Take a handle on pid (0 or -1 with errno ESRCH when it is gone). */
+int ns_proc_open(pid_t pid, struct ns_proc *p);
+void ns_proc_close(struct ns_proc *p);
+/* SIGKILL, then wait, bounded, until it has exited (it is not our child: a
+ * zombie counts as exited). 0 or -1 (errno ETIMEDOUT). */
+int ns_proc_kill_wait(struct ns_proc *p, unsigned int timeout_ms);
+
+/* A handle on pid when it is the holder of the pid namespace whose nsfs
+ * inode is (dev, ino) (dev == 0: any pid namespace; the comm and "pid 1
+ * inside" are checked instead). -1 with errno ESRCH when it is gone or is
+ * not that holder. */
+int ns_holder_get(pid_t pid, dev_t dev, ino_t ino, struct ns_proc *p);
 
 #endif

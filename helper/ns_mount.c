@@ -214,10 +214,10 @@ int hpcn_ns_attach_mount(int mnt_ns_fd, int mnt_fd, const char *target, bool cre
 					  create_target, err);
 }
 
-int hpcn_ns_bind_path(int mnt_ns_fd, const char *host_src, const char *target,
-		      bool create_target, struct hpcn_error *err)
+int hpcn_ns_bind_path_named(int mnt_ns_fd, const char *host_src, const char *alloc_id,
+			    const char *target, bool create_target, struct hpcn_error *err)
 {
-	char prefix[2 * PATH_MAX + 32];
+	char prefix[2 * PATH_MAX + 160];
 	int tree;
 
 	if (check_target(target, err) < 0)
@@ -226,7 +226,7 @@ int hpcn_ns_bind_path(int mnt_ns_fd, const char *host_src, const char *target,
 		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
 				       "bind source \"%s\" is not an absolute path",
 				       host_src ? host_src : "(null)");
-	mount_prefix(prefix, sizeof(prefix), host_src, NULL, target);
+	mount_prefix(prefix, sizeof(prefix), host_src, alloc_id, target);
 	if (check_mnt_ns_fd(mnt_ns_fd, prefix, err) < 0)
 		return -1;
 	tree = open_tree(AT_FDCWD, host_src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -234,6 +234,12 @@ int hpcn_ns_bind_path(int mnt_ns_fd, const char *host_src, const char *target,
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "%s: open_tree", prefix);
 	return attach_tree(mnt_ns_fd, tree, prefix, target, create_target, err);
+}
+
+int hpcn_ns_bind_path(int mnt_ns_fd, const char *host_src, const char *target,
+		      bool create_target, struct hpcn_error *err)
+{
+	return hpcn_ns_bind_path_named(mnt_ns_fd, host_src, NULL, target, create_target, err);
 }
 
 static int detach_fn(void *arg, int data_fd, int *step)

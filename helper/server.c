@@ -124,6 +124,16 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 	json_t *body;
 
 	h->counters.requests++;
+	/* docs/protocol.md: FDs on a tag that takes none are refused, not
+	 * silently dropped. */
+	if (nfds > 0 && msg->tag != HPCN_TAG_NAMESPACE_REQUEST && msg->tag != HPCN_TAG_ATTACH) {
+		hpcn_close_fds(fds, nfds);
+		hpcn_error_setf(&err, HPCN_E_PROTO_UNEXPECTED_FDS, NULL,
+				"%zu descriptor(s) sent with %s, which takes none", nfds,
+				hpcn_tag_name(msg->tag));
+		hpcn_conn_reply_error(c, msg->seq, &err);
+		return;
+	}
 	switch (msg->tag) {
 	case HPCN_TAG_HELLO: {
 		struct hpcn_msg r;
@@ -283,6 +293,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 				h->counters.denied++;
 				hpcn_log_warning("refused a client: pid %d: %s", (int)cred.pid,
 						 err.message);
+				/* A refused peer is a security event: audit it too. */
+				hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF_FAILED, HPCN_AUDIT_DENIED,
+					   &c->peer, NULL, "connection refused: %s", err.message);
 			}
 			hpcn_conn_reply_error(c, 0, &err);
 			close(cfd);
@@ -558,6 +571,7 @@ void hpcn_helper_free(struct hpcn_helper *h)
 			unlink(h->cfg.socket_path);
 	}
 	hpcn_readiness_clear(h->cfg.ready_file, NULL);
+	hpcn_uenv_free(h);
 	hpcn_registry_close(&h->reg);
 	if (h->cgroup_ok)
 		hpcn_cgroup_close(&h->cg);

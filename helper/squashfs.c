@@ -334,7 +334,7 @@ fail:
 	hpcn_closep(&loop_fd); /* AUTOCLEAR: the device detaches now */
 	hpcn_closep(&tfd);
 	if (made_dir)
-		;
+		(void)unlinkat(basefd, key, AT_REMOVEDIR);
 	return rv;
 }
 

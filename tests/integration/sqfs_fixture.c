@@ -223,14 +223,23 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return 0;
 }
 
+int sqfs_fixture_scrub(struct sqfs_fixture *fx)
+{
+	char prefix[sizeof(fx->dir) + 1];
+
+	if (!fx->dir[0])
+		return 0;
+	snprintf(prefix, sizeof(prefix), "%s/", fx->dir);
+	return unmount_under(fx->dir) + detach_loops_under(prefix);
+}
+
 int sqfs_fixture_cleanup(struct sqfs_fixture *fx)
 {
 	int n;
 
 	if (!fx->dir[0])
 		return 0;
-	n = unmount_under(fx->dir);
-	n += detach_loops_under(fx->dir);
+	n = sqfs_fixture_scrub(fx);
 	nftw(fx->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	fx->dir[0] = '\0';
 	return n;
@@ -341,6 +350,29 @@ static int is_mounted_cb(const struct hpcn_mountinfo_entry *e, void *ud)
 		return 1;
 	}
 	return 0;
+}
+
+static int under_cb(const struct hpcn_mountinfo_entry *e, void *ud)
+{
+	struct is_mounted_ctx *c = ud;
+	size_t n = strlen(c->path);
+
+	if (strncmp(e->mount_point, c->path, n) == 0 &&
+	    (e->mount_point[n] == '/' || e->mount_point[n] == '\0')) {
+		c->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+bool sqfs_is_mounted_under(const char *dir)
+{
+	struct is_mounted_ctx c = { .path = dir };
+	struct hpcn_error err;
+
+	if (hpcn_mountinfo_parse_file(NULL, under_cb, &c, &err) < 0)
+		return true; /* cannot tell: do not call it clean */
+	return c.found;
 }
 
 bool sqfs_is_mounted(const char *path)

@@ -32,6 +32,10 @@ int sqfs_fixture_make_image(struct sqfs_fixture *fx, const char *name, const cha
 int sqfs_fixture_write(struct sqfs_fixture *fx, const char *name, const void *data,
 		       size_t len, unsigned int mode, char *out, size_t cap);
 
+/* Unmount everything under dir and detach loop devices backed by files under
+ * it, keeping the files. Returns how many it had to clean. */
+int sqfs_fixture_scrub(struct sqfs_fixture *fx);
+
 /* Unmount everything under dir (lazily, deepest first), detach loop devices
  * backed by files under dir, remove dir. Safe to call twice. Returns the
  * number of mounts + loop devices it had to clean (0 when the tests did). */
@@ -53,5 +57,7 @@ int sqfs_run_capture(char *const argv[], char *out, size_t cap);
 
 /* Is path a mount point in /proc/self/mountinfo? */
 bool sqfs_is_mounted(const char *path);
+/* Is anything mounted at dir or below it? */
+bool sqfs_is_mounted_under(const char *dir);
 
 #endif

@@ -31,7 +31,9 @@
 
 #include "cgroup.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define MAX_KIDS 32
 
@@ -137,21 +139,55 @@ static int group_teardown(void **state)
 
 /* ---- helpers ---- */
 
-static pid_t spawn_sleeper(bool with_grandchild)
+/*
+ * A child that sleeps until killed. With gate != NULL it first waits until
+ * the parent writes to *gate (after attaching it), then forks a grandchild
+ * that so starts inside the child's cgroup.
+ */
+static pid_t spawn_sleeper(int *gate)
 {
+	int p[2] = { -1, -1 };
 	pid_t pid;
 
 	assert_true(g_nkids < MAX_KIDS);
+	if (gate)
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (with_grandchild && fork() < 0)
-			_exit(1);
+		if (gate) {
+			char c;
+
+			close(p[1]);
+			if (read(p[0], &c, 1) != 1 || fork() < 0)
+				_exit(1);
+		}
 		for (;;)
 			pause();
 	}
 	g_kids[g_nkids++] = pid;
+	if (gate) {
+		close(p[0]);
+		*gate = p[1];
+	}
 	return pid;
+}
+
+/* Let a gated child fork its grandchild; wait until the scope holds n. */
+static void open_gate(int gate, const char *scope, uint32_t n)
+{
+	struct hpcn_cgroup_metrics m = { 0 };
+	struct hpcn_error err;
+
+	assert_int_equal(write(gate, "g", 1), 1);
+	close(gate);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(hpcn_cgroup_read_metrics(&g_cg, scope, &m, &err), 0);
+		if (m.nr_processes == n)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%s holds %u processes, want %u", scope, m.nr_processes, n);
 }
 
 static void forget_kid(pid_t pid)
@@ -322,7 +358,7 @@ static void test_real_scope_lifecycle(void **state)
 	assert_int_equal(hpcn_cgroup_is_scope_empty(&g_cg, scope, &empty, &err), 0);
 	assert_true(empty);
 	for (int i = 0; i < 3; i++) {
-		kids[i] = spawn_sleeper(false);
+		kids[i] = spawn_sleeper(NULL);
 		assert_int_equal(hpcn_cgroup_attach(&g_cg, scope, kids[i], &err), 0);
 	}
 	for (int i = 0; i < 3; i++) {
@@ -377,15 +413,17 @@ static void test_real_kill_and_remove(void **state)
 	struct hpcn_error err;
 	char scope[PATH_MAX];
 	pid_t a, b;
+	int gate = -1;
 
 	(void)state;
 	assert_int_equal(hpcn_cgroup_create_hierarchy(&g_cg, &warn, &err), 0);
 	assert_int_equal(hpcn_cgroup_create_scope(&g_cg, "workload.slice", "k1", NULL, false,
 						  scope, sizeof(scope), &warn, &err), 0);
-	a = spawn_sleeper(true); /* its grandchild follows it into the scope */
-	b = spawn_sleeper(false);
+	a = spawn_sleeper(&gate); /* its grandchild starts in the scope */
+	b = spawn_sleeper(NULL);
 	assert_int_equal(hpcn_cgroup_attach(&g_cg, scope, a, &err), 0);
 	assert_int_equal(hpcn_cgroup_attach(&g_cg, scope, b, &err), 0);
+	open_gate(gate, scope, 3);
 	assert_int_equal(hpcn_cgroup_kill(&g_cg, scope, &err), 0);
 	assert_sigkilled(a);
 	assert_sigkilled(b);
@@ -396,8 +434,9 @@ static void test_real_kill_and_remove(void **state)
 	/* The fallback for kernels without cgroup.kill, on real processes. */
 	assert_int_equal(hpcn_cgroup_create_scope(&g_cg, "workload.slice", "k2", NULL, false,
 						  scope, sizeof(scope), &warn, &err), 0);
-	a = spawn_sleeper(true);
+	a = spawn_sleeper(&gate);
 	assert_int_equal(hpcn_cgroup_attach(&g_cg, scope, a, &err), 0);
+	open_gate(gate, scope, 2);
 	assert_int_equal(hpcn_cgroup_kill_pids(&g_cg, scope, &err), 0);
 	assert_sigkilled(a);
 	wait_empty(scope);
@@ -420,7 +459,7 @@ static void test_real_events_poll(void **state)
 	assert_int_equal(hpcn_cgroup_create_hierarchy(&g_cg, &warn, &err), 0);
 	assert_int_equal(hpcn_cgroup_create_scope(&g_cg, "workload.slice", "ev", NULL, false,
 						  scope, sizeof(scope), &warn, &err), 0);
-	a = spawn_sleeper(false);
+	a = spawn_sleeper(NULL);
 	assert_int_equal(hpcn_cgroup_attach(&g_cg, scope, a, &err), 0);
 	dfd = hpcn_cgroup_open_dir(&g_cg, scope, &err);
 	assert_true(dfd >= 0);
@@ -456,7 +495,7 @@ static void test_real_ri1(void **state)
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/pact.slice/x.scope", g_top);
 	assert_int_equal(mkdir(p, 0755), 0);
-	a = spawn_sleeper(false);
+	a = spawn_sleeper(NULL);
 	snprintf(p, sizeof(p), "%s/pact.slice/x.scope/cgroup.procs", g_top);
 	fd = open(p, O_WRONLY | O_CLOEXEC);
 	assert_true(fd >= 0);

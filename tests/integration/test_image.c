@@ -2,6 +2,8 @@
 /* Opening images as their user (root, real kernel): what a user may not read
  * stays unreadable, symlinks are refused, and only squashfs files pass. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -153,6 +155,70 @@ static void test_not_readable_by_user(void **state)
 	rmdir(sub);
 }
 
+/* A user with a supplementary group (not its primary one) from the passwd and
+ * group databases, e.g. postgres in ssl-cert on Debian. */
+static bool find_member(uid_t *uid, gid_t *gid, gid_t *sup)
+{
+	struct group *g;
+	bool found = false;
+
+	setgrent();
+	while (!found && (g = getgrent())) {
+		for (char **m = g->gr_mem; m && *m && !found; m++) {
+			struct passwd *pw = getpwnam(*m);
+
+			if (pw && pw->pw_uid != 0 && pw->pw_gid != g->gr_gid) {
+				*uid = pw->pw_uid;
+				*gid = pw->pw_gid;
+				*sup = g->gr_gid;
+				found = true;
+			}
+		}
+	}
+	endgrent();
+	return found;
+}
+
+static void test_groups(void **state)
+{
+	char p[PATH_MAX], data[4096];
+	struct hpcn_error err;
+	uid_t uid = 0;
+	gid_t gid = 0, sup = 0, mine = 4242;
+	int fd = -1, in, out;
+	ssize_t n;
+
+	(void)state;
+	path_in(p, "grp.sqfs");
+	in = open(img, O_RDONLY);
+	assert_true(in >= 0);
+	out = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(out >= 0);
+	while ((n = read(in, data, sizeof(data))) > 0)
+		assert_int_equal(write(out, data, (size_t)n), n);
+	close(in);
+	close(out);
+
+	/* The helper's own supplementary groups never reach the user. */
+	assert_int_equal(chown(p, 0, mine), 0);
+	assert_int_equal(chmod(p, 0640), 0);
+	assert_int_equal(setgroups(1, &mine), 0);
+	expect_fail(p, NOBODY, NOBODY, "not readable by user nobody (uid 65534)", EACCES);
+	assert_int_equal(setgroups(0, NULL), 0);
+
+	/* The user's supplementary groups do. */
+	if (!find_member(&uid, &gid, &sup))
+		fail_msg("no user with a supplementary group in the group database "
+			 "(Debian has postgres in ssl-cert); cannot test getgrouplist");
+	assert_int_equal(chown(p, 0, sup), 0);
+	assert_int_equal(chmod(p, 0640), 0);
+	if (hpcn_image_open_as_user(p, uid, gid, &fd, NULL, &err) < 0)
+		fail_msg("uid %u in group %u: %s", (unsigned)uid, (unsigned)sup, err.message);
+	close(fd);
+	expect_fail(p, NOBODY, NOBODY, "not readable by user nobody (uid 65534)", EACCES);
+	unlink(p);
+}
+
 static void test_symlink_refused(void **state)
 {
 	char p[PATH_MAX], d[PATH_MAX], via[PATH_MAX + 16];
@@ -225,7 +291,8 @@ static void test_bad_superblocks(void **state)
 	in = open(img, O_RDONLY);
 	assert_true(in >= 0);
 	assert_int_equal(fstat(in, &st), 0);
-	assert_int_equal(read(in, sb, sizeof(sb)), (ssize_t)(st.st_size < 4096 ? st.st_size : 4096));
+	assert_int_equal(read(in, sb, sizeof(sb)),
+			 (ssize_t)(st.st_size < 4096 ? st.st_size : 4096));
 	close(in);
 	/* Version 3: the kernel would say only "Invalid argument". */
 	sb[28] = 3;
@@ -352,6 +419,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_ok_root_and_nobody),
 		cmocka_unit_test(test_not_readable_by_user),
+		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_symlink_refused),
 		cmocka_unit_test(test_not_regular),
 		cmocka_unit_test(test_not_squashfs),

@@ -123,10 +123,10 @@ static void host_mount_tmpfs(struct fx *fx, const char *path)
 static void host_make_shared(struct fx *fx, const char *path)
 {
 	mkdir_or_fail(path);
-	if (mount(path, path, NULL, MS_BIND, NULL) < 0)
+	if (mount(path, path, "none", MS_BIND, NULL) < 0)
 		fail_msg("bind %s: %s", path, strerror(errno));
 	track_mount(fx, path);
-	if (mount(NULL, path, NULL, MS_SHARED, NULL) < 0)
+	if (mount("none", path, "none", MS_SHARED, NULL) < 0)
 		fail_msg("make %s shared: %s", path, strerror(errno));
 }
 
@@ -334,6 +334,7 @@ static int teardown(void **state)
 }
 
 static const enum hpcn_ns_type all3[] = { HPCN_NS_PID, HPCN_NS_NET, HPCN_NS_MOUNT };
+static const enum hpcn_ns_type net_only_1[] = { HPCN_NS_NET };
 
 static void create_ok(struct fx *fx, const char *id, const enum hpcn_ns_type *types, size_t n,
 		      int base_fd, struct hpcn_ns_set *set)
@@ -519,6 +520,21 @@ static void test_create_open_idempotent(void **state)
 		assert_string_equal(err.message, "allocation not found: nope");
 	}
 
+	/* Only directories with valid ids are allocations. */
+	{
+		char stray[PATH_MAX];
+
+		pathf(stray, "%s/stray-file", fx->ns_dir);
+		write_file(stray, "");
+		pathf(stray, "%s/bad name", fx->ns_dir);
+		mkdir_or_fail(stray);
+		/* An empty leftover directory is taken over by a create. */
+		pathf(stray, "%s/14.0", fx->ns_dir);
+		mkdir_or_fail(stray);
+		create_ok(fx, "14.0", net_only_1, 1, -1, &again);
+		assert_true(again.present[HPCN_NS_NET]);
+		assert_int_equal(hpcn_ns_release(fx->ns_dir, "14.0", 0, &err), 0);
+	}
 	assert_int_equal(hpcn_ns_list(fx->ns_dir, &ids, &err), 0);
 	assert_int_equal(ids.n, 2);
 	assert_string_equal(ids.v[0], "12.0");
@@ -698,7 +714,7 @@ static void test_base_mnt_fd(void **state)
 	if (kid == 0) {
 		close(ready[0]);
 		if (unshare(CLONE_NEWNS) < 0 ||
-		    mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+		    mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0 ||
 		    mount("jobtmp", mp, "tmpfs", 0, "size=1m") < 0 || creat(f, 0644) < 0)
 			_exit(1);
 		if (write(ready[1], "r", 1) != 1)
@@ -849,6 +865,9 @@ static void test_attach_bind_detach(void **state)
 		assert_string_equal(err.message, want);
 	}
 
+	assert_int_equal(hpcn_ns_bind_path_named(mntfd, src, "12.0", bad, false, &err), -1);
+	assert_non_null(strstr(err.message, " in allocation 12.0: resolving the target: "));
+
 	/* A symlink on the way is refused, not followed. */
 	pathf(link, "%s/t/link", fx->dir);
 	assert_int_equal(symlink(src, link), 0);
@@ -892,12 +911,15 @@ static void test_restart(void **state)
 	struct fx *fx = *state;
 	struct hpcn_ns_set set;
 	struct hpcn_error err = { 0 };
-	int p[2], status;
+	int p[2], status, marker;
 	pid_t helper, holder = 0, sleeper;
 	char path[64], pin[PATH_MAX];
 
 	/* A "helper" that creates the namespaces and dies: nothing of it stays
 	 * but the pins and the holder, which must not have been its child. */
+	pathf(pin, "%s/fd-marker", fx->dir);
+	marker = open(pin, O_RDONLY | O_CREAT, 0600);  /* inherited, not CLOEXEC */
+	assert_true(marker >= 0);
 	assert_int_equal(pipe(p), 0);
 	helper = fork();
 	assert_true(helper >= 0);
@@ -924,6 +946,7 @@ static void test_restart(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(read(p[0], &holder, sizeof(holder)), sizeof(holder));
 	close(p[0]);
+	close(marker);
 	assert_true(holder > 0);
 	assert_int_equal(kill(holder, 0), 0);
 
@@ -971,21 +994,29 @@ static void test_restart(void **state)
 	assert_int_equal(kill(holder, SIGHUP), 0);
 	sleep_ms(50);
 	assert_int_equal(hpcn_ns_load(fx->ns_dir, "r1", holder, &set, &err), 0);
-	/* The holder kept no fd of ours. */
+	/* The holder kept no fd of ours: no stdio, not the marker the
+	 * "helper" had open (fds of a tool like valgrind may be there). */
 	{
-		char fdd[64];
-		int n = 0;
+		char fdd[64], lp[PATH_MAX + 64], tgt[PATH_MAX];
 		DIR *d;
 		struct dirent *de;
 
 		snprintf(fdd, sizeof(fdd), "/proc/%d/fd", (int)holder);
 		d = opendir(fdd);
 		assert_non_null(d);
-		while ((de = readdir(d)))
-			if (de->d_name[0] != '.')
-				n++;
+		while ((de = readdir(d))) {
+			ssize_t n;
+
+			if (de->d_name[0] == '.')
+				continue;
+			assert_true(atoi(de->d_name) > 2);
+			snprintf(lp, sizeof(lp), "%s/%s", fdd, de->d_name);
+			n = readlink(lp, tgt, sizeof(tgt) - 1);
+			assert_true(n > 0);
+			tgt[n] = '\0';
+			assert_null(strstr(tgt, "fd-marker"));
+		}
 		closedir(d);
-		assert_int_equal(n, 0);
 	}
 
 	assert_int_equal(hpcn_ns_release(fx->ns_dir, "r1", holder, &err), 0);
@@ -1252,5 +1283,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
 	};
 
+	/* e.g. HPCN_TEST_SKIP="test_attach*" under valgrind 3.19, which does
+	 * not know open_tree/move_mount (ENOSYS). */
+	if (getenv("HPCN_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("HPCN_TEST_FILTER"));
+	if (getenv("HPCN_TEST_SKIP"))
+		cmocka_set_skip_filter(getenv("HPCN_TEST_SKIP"));
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

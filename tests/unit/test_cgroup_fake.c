@@ -25,7 +25,9 @@
 #include "cgroup.h"
 
 /* Paths here are short mkdtemp names; gcc cannot know that. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 struct fx {
 	char dir[64];        /* mkdtemp: holds root/ and block/ */

@@ -404,10 +404,10 @@ static void test_ns_close_unread(void **state)
 	int before = count_open_fds();
 
 	start_server(f, SRV_CLOSE_UNREAD);
-	reap(f);
 	make_request(&r, "alloc-42");
 	assert_int_equal(hpcn_request_namespaces(f->sock, 2000, &r, NULL, 0, &resp, ns, &err),
 			 -1);
+	reap(f);
 	assert_int_equal(err.kind, HPCN_E_NS_SOCKET_UNAVAILABLE);
 	assert_non_null(strstr(err.message, "handoff socket unavailable: the helper closed "
 			       "the connection before replying to NamespaceRequest (seq 1)"));

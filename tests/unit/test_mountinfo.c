@@ -329,7 +329,8 @@ static int abort_at_1(const struct hpcn_mountinfo_entry *e, void *ud)
 
 static void test_callback_control(void **state)
 {
-	const char *s = "1 0 8:1 / / rw - e s o\n2 0 8:1 / /a rw - e s o\n3 0 8:1 / /b rw - e s o\n";
+	const char *s = "1 0 8:1 / / rw - e s o\n2 0 8:1 / /a rw - e s o\n"
+			"3 0 8:1 / /b rw - e s o\n";
 	struct hpcn_error err;
 	int calls = 0;
 
@@ -407,7 +408,8 @@ static void test_find_uenv(void **state)
 		"33 20 0:40 / /run/pact/uenv/1-2-3-4.5 rw - tmpfs tmpfs rw\n"
 		"34 20 7:3 / /run/pact/uenvX/1-2-3-4.5 ro - squashfs /dev/loop3 ro\n"
 		"35 20 7:4 / /run/pact/uenv ro - squashfs /dev/loop4 ro\n"
-		"36 20 7:5 / /run/pact/uenv/803-1234ab-1000-65000000.1f ro - squashfs /dev/loop5 ro\n";
+		"36 20 7:5 / /run/pact/uenv/803-1234ab-1000-65000000.1f ro - squashfs "
+		"/dev/loop5 ro\n";
 	struct hpcn_uenv_mount *v = NULL;
 	struct hpcn_error err;
 	size_t n = 99;

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fallback=local: the helper is unreachable, so the plugin makes the step's
+ * mount namespace itself, with the same checks (images opened as the job's
+ * user, loop devices read-only with autoclear, squashfs ro,nosuid,nodev) but
+ * no sharing between steps and no helper bookkeeping. slurmstepd has threads,
+ * so the namespace is made by a forked child; slurmstepd keeps only an FD to
+ * it, which the tasks join, and the mounts and loop devices go away with
+ * the last process and FD.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "context.h"
+#include "image.h"
+#include "loopdev.h"
+#include "squashfs.h"
+
+/* In the child: a private copy of the host's mounts, then each image. */
+static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
+		       struct hpcn_error *err)
+{
+	if (unshare(CLONE_NEWNS) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
+					    "unshare(CLONE_NEWNS)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
+					    "making / a slave mount");
+	for (size_t i = 0; i < spec->n; i++) {
+		const struct hpcn_uenv_item *it = &spec->item[i];
+		char dev[64];
+		int img = -1, loop = -1, rv;
+
+		if (hpcn_image_open_as_user(it->image, uid, gid, &img, NULL, err) < 0)
+			return -1;
+		rv = hpcn_loop_attach(img, it->image, &loop, dev, sizeof(dev), err);
+		close(img);
+		if (rv < 0)
+			return -1;
+		rv = hpcn_squashfs_mount(loop, dev, it->mount, err);
+		close(loop); /* autoclear: the device lives as long as the mount */
+		if (rv < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
+			 int *mnt_fd, struct hpcn_error *err)
+{
+	int ready[2] = { -1, -1 }, hold[2] = { -1, -1 };
+	struct hpcn_error cerr;
+	char path[64];
+	ssize_t n;
+	pid_t pid;
+	int status, rv = -1;
+
+	*mnt_fd = -1;
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) {
+		hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL, "pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL, "fork");
+		goto out;
+	}
+	if (pid == 0) {
+		char c;
+
+		close(ready[0]);
+		close(hold[1]);
+		hpcn_error_clear(&cerr);
+		if (child_setup(spec, uid, gid, &cerr) < 0) {
+			(void)!write(ready[1], &cerr, sizeof(cerr));
+			_exit(1);
+		}
+		(void)!write(ready[1], &cerr, sizeof(cerr));
+		/* Stay until the parent holds the namespace. */
+		(void)!read(hold[0], &c, 1);
+		_exit(0);
+	}
+	close(ready[1]);
+	ready[1] = -1;
+	close(hold[0]);
+	hold[0] = -1;
+	do {
+		n = read(ready[0], &cerr, sizeof(cerr));
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(cerr)) {
+		hpcn_error_set(err, HPCN_E_NS_CREATION_FAILED, "the setup process died", NULL);
+	} else if (cerr.kind != HPCN_E_NONE) {
+		*err = cerr;
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+		*mnt_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*mnt_fd < 0)
+			hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL, "open %s",
+					     path);
+		else
+			rv = 0;
+	}
+	close(hold[1]);
+	hold[1] = -1;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (ready[i] >= 0)
+			close(ready[i]);
+		if (hold[i] >= 0)
+			close(hold[i]);
+	}
+	return rv;
+}

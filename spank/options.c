@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * User options: --uenv and --view, with their environment fallbacks
+ * (SLURM_UENV / SLURM_UENV_VIEW for srun, SBATCH_UENV / SBATCH_UENV_VIEW for
+ * sbatch); the command line wins. Checked in srun/sbatch/salloc before the
+ * job starts; the remote side parses the same string again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "view.h"
+
+static int opt_uenv_cb(int val, const char *optarg, int remote)
+{
+	/* Slurm may call a callback twice with the same value. */
+	free(hpcn_ctx.opt_uenv);
+	hpcn_ctx.opt_uenv = optarg ? strdup(optarg) : NULL;
+	return 0;
+}
+
+static int opt_view_cb(int val, const char *optarg, int remote)
+{
+	free(hpcn_ctx.opt_view);
+	hpcn_ctx.opt_view = optarg ? strdup(optarg) : NULL;
+	return 0;
+}
+
+static struct spank_option opt_uenv = {
+	"uenv", "IMAGE[:MOUNT][,...]",
+	"Mount uenv squashfs IMAGE (absolute path, or NAME[/VERSION][:TAG] of the site's "
+	"repository) at MOUNT (default /user-environment) for the tasks. [hpc-node]",
+	1, 0, opt_uenv_cb
+};
+
+static struct spank_option opt_view = {
+	"view", "VIEW[,...]",
+	"Apply the environment VIEW (or IMAGE:VIEW) of the mounted uenv images to the "
+	"tasks. [hpc-node]",
+	1, 0, opt_view_cb
+};
+
+int hpcn_options_register(spank_t sp)
+{
+	if (spank_option_register(sp, &opt_uenv) != ESPANK_SUCCESS ||
+	    spank_option_register(sp, &opt_view) != ESPANK_SUCCESS) {
+		log_error("cannot register --uenv and --view");
+		return -1;
+	}
+	return 0;
+}
+
+/* The job's environment on the remote side, the process's elsewhere. */
+static const char *env_value(spank_t sp, bool remote, const char *name, char *buf, size_t cap)
+{
+	if (!remote)
+		return getenv(name);
+	if (spank_getenv(sp, name, buf, (int)cap) == ESPANK_SUCCESS && buf[0])
+		return buf;
+	return NULL;
+}
+
+int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
+{
+	static char ubuf[HPCN_UENV_ARG_MAX], vbuf[4096];
+	const char *uenv = hpcn_ctx.opt_uenv, *view = hpcn_ctx.opt_view;
+	const char *uvar = "SLURM_UENV", *vvar = "SLURM_UENV_VIEW";
+	struct hpcn_view_list views;
+	uint32_t stepid = 0;
+
+	if (spank_context() == S_CTX_ALLOCATOR ||
+	    (remote && spank_get_item(sp, S_JOB_STEPID, &stepid) == ESPANK_SUCCESS &&
+	     stepid == SLURM_BATCH_SCRIPT)) {
+		uvar = "SBATCH_UENV";
+		vvar = "SBATCH_UENV_VIEW";
+	}
+	if (!uenv)
+		uenv = env_value(sp, remote, uvar, ubuf, sizeof(ubuf));
+	if (!view)
+		view = env_value(sp, remote, vvar, vbuf, sizeof(vbuf));
+	memset(&hpcn_ctx.spec, 0, sizeof(hpcn_ctx.spec));
+	hpcn_ctx.view_arg[0] = '\0';
+	if (!uenv || !uenv[0]) {
+		if (view && view[0])
+			return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
+					      "--view needs --uenv (or SLURM_UENV)", NULL);
+		return 0;
+	}
+	if (hpcn_uenv_spec_parse(uenv, &hpcn_ctx.args, &hpcn_ctx.spec, err) < 0 ||
+	    hpcn_uenv_spec_resolve(&hpcn_ctx.spec, &hpcn_ctx.args, err) < 0)
+		return -1;
+	if (view && view[0]) {
+		/* Only the syntax can be checked before the images are mounted. */
+		if (hpcn_view_parse_arg(view, &views, err) < 0)
+			return -1;
+		snprintf(hpcn_ctx.view_arg, sizeof(hpcn_ctx.view_arg), "%s", view);
+	}
+	hpcn_ctx.active = true;
+	return 0;
+}

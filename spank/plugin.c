@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * spank_hpc_node: the dispatcher. Each SPANK entry point hands over to the
+ * file of its context; nothing here but routing. Never abort, exit or
+ * crash inside slurmstepd: every path returns.
+ */
+#include <string.h>
+
+#include "context.h"
+
+SPANK_PLUGIN(hpc_node, 1);
+
+struct hpcn_spank_ctx hpcn_ctx = {
+	.ns_fds = { -1, -1, -1 },
+};
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	struct hpcn_error err;
+
+	if (!hpcn_ctx.initialized) {
+		hpcn_plugargs_defaults(&hpcn_ctx.args);
+		if (hpcn_plugargs_parse(ac, av, &hpcn_ctx.args, &err) < 0) {
+			log_error("plugstack.conf: %s", err.message);
+			return -1;
+		}
+		hpcn_ctx.initialized = true;
+	}
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+	case S_CTX_ALLOCATOR:
+	case S_CTX_REMOTE:
+		return hpcn_options_register(sp);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	struct hpcn_error err;
+
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+	case S_CTX_ALLOCATOR:
+		/* Check everything checkable before the job starts. */
+		if (hpcn_options_collect(sp, false, &err) < 0) {
+			log_error("%s", err.message);
+			return -1;
+		}
+		return 0;
+	case S_CTX_REMOTE:
+		return hpcn_remote_init_post_opt(sp);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
+{
+	return spank_remote(sp) ? hpcn_remote_task_init_privileged(sp) : 0;
+}
+
+int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+	return spank_remote(sp) ? hpcn_remote_task_exit(sp) : 0;
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	return spank_remote(sp) ? hpcn_remote_exit(sp) : 0;
+}
+
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+{
+	return hpcn_jobscript_prolog(sp);
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	return hpcn_jobscript_epilog(sp);
+}
