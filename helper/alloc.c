@@ -20,6 +20,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "mountinfo.h"
 #include "ns.h"
 
 /* A new allocation whose client went away before any process showed up is
@@ -753,6 +754,45 @@ int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
 	return 0;
 }
 
+static int find_mount_point(const struct hpcn_mountinfo_entry *e, void *ud)
+{
+	return strcmp(e->mount_point, (const char *)ud) == 0 ? 1 : 0;
+}
+
+/* WI2 against the pinned namespaces: every image an allocation holds a
+ * reference for must still be mounted in its mount namespace. */
+static void check_ns_mounts(struct hpcn_helper *h, struct hpcn_alloc *a, json_t *report)
+{
+	struct hpcn_error err;
+	char *text = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (!a->n_mounts || !(a->ns_mask & (1u << HPCN_NS_MOUNT)))
+		return;
+	fd = hpcn_ns_open(h->ns_dir, a->id, HPCN_NS_MOUNT, &err);
+	if (fd < 0 || hpcn_ns_read_mountinfo(fd, &text, &len, &err) < 0) {
+		hpcn_log_warning("reconcile: allocation %s: %s", a->id, err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < a->n_mounts; i++) {
+		if (hpcn_mountinfo_parse_buffer(text, len, find_mount_point,
+						a->mounts[i].mount_point, &err) == 1)
+			continue;
+		hpcn_audit(HPCN_AUDIT_MOUNT_REFCOUNT_CORRECTED, HPCN_AUDIT_FAILURE, NULL, a->id,
+			   "%s is no longer mounted at %s in the allocation's namespace",
+			   a->mounts[i].image_path, a->mounts[i].mount_point);
+		if (report)
+			json_array_append_new(report, json_sprintf(
+				"allocation %s: %s is no longer mounted at %s in its namespace",
+				a->id, a->mounts[i].image_path, a->mounts[i].mount_point));
+	}
+out:
+	free(text);
+	if (fd >= 0)
+		close(fd);
+}
+
 void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 {
 	struct hpcn_strv pins = { 0 };
@@ -789,6 +829,8 @@ void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 					"allocation %s finished ending", id));
 			continue;
 		}
+		if (h->ready)
+			check_ns_mounts(h, a, report);
 		maybe_end(h, a);
 	}
 

@@ -1,18 +1,743 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Placeholder while the tests are written. */
+/*
+ * --view and meta/env.json: argument syntax; loading valid and broken files
+ * from a real temporary directory (not JSON, wrong types, missing views,
+ * view without env, unknown op, huge file, FIFO, symlink); applying views on
+ * an in-memory environment through the callbacks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
-static void test_placeholder(void **state)
+#include "view.h"
+
+/* ---- --view argument ---- */
+
+static void test_arg_valid(void **state)
 {
-	fail_msg("not written yet");
+	struct hpcn_view_list l;
+	struct hpcn_error err;
+
+	assert_int_equal(hpcn_view_parse_arg("default", &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.item[0].image, "");
+	assert_string_equal(l.item[0].view, "default");
+
+	assert_int_equal(hpcn_view_parse_arg("prgenv-gnu:default,tools:modules,spack", &l, &err), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.item[0].image, "prgenv-gnu");
+	assert_string_equal(l.item[0].view, "default");
+	assert_string_equal(l.item[1].image, "tools");
+	assert_string_equal(l.item[1].view, "modules");
+	assert_string_equal(l.item[2].image, "");
+	assert_string_equal(l.item[2].view, "spack");
+
+	/* The same view of different images, and a bare name beside a qualified one. */
+	assert_int_equal(hpcn_view_parse_arg("a:default,b:default,default", &l, &err), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(hpcn_view_parse_arg("A.b_c+d-1", &l, &err), 0);
+}
+
+struct bad_arg {
+	const char *arg;
+	const char *message;
+};
+
+static const struct bad_arg bad_args[] = {
+	{ NULL, "--view: missing argument" },
+	{ "", "--view: empty argument" },
+	{ ",", "--view: ',': view 1 is empty" },
+	{ "a,,b", "--view: 'a,,b': view 2 is empty" },
+	{ "a,", "--view: 'a,': view 2 is empty" },
+	{ "app:", "--view: 'app:': empty VIEW" },
+	{ ":default", "--view: ':default': empty IMAGENAME" },
+	{ "a:b:c", "--view: 'a:b:c': more than one ':' (expected VIEW or IMAGENAME:VIEW)" },
+	{ "a/b", "--view: 'a/b': character '/' is not allowed in VIEW (expected VIEW or IMAGENAME:VIEW)" },
+	{ "x y:v", "--view: 'x y:v': byte 0x20 is not allowed in IMAGENAME" },
+	{ "a$b", "--view: 'a$b': character '$' is not allowed in VIEW (expected VIEW or IMAGENAME:VIEW)" },
+	{ "default,default", "--view: 'default' given twice" },
+	{ "app:default,b,app:default", "--view: 'app:default' given twice" },
+};
+
+static void test_arg_invalid(void **state)
+{
+	struct hpcn_view_list l;
+	struct hpcn_error err;
+	char many[256] = "v0";
+	char *longname;
+
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+		hpcn_error_clear(&err);
+		if (hpcn_view_parse_arg(bad_args[i].arg, &l, &err) != -1)
+			fail_msg("'%s' accepted", bad_args[i].arg);
+		assert_int_equal(l.n, 0);
+		assert_int_equal(err.kind, HPCN_E_INVALID_ARGUMENT);
+		if (strcmp(err.message, bad_args[i].message))
+			fail_msg("'%s':\n got  '%s'\n want '%s'", bad_args[i].arg ? bad_args[i].arg
+						 : "NULL", err.message, bad_args[i].message);
+	}
+	for (int i = 1; i < HPCN_MAX_VIEWS; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), ",v%d", i);
+	assert_int_equal(hpcn_view_parse_arg(many, &l, &err), 0);
+	assert_int_equal(l.n, HPCN_MAX_VIEWS);
+	strcat(many, ",one-more");
+	assert_int_equal(hpcn_view_parse_arg(many, &l, &err), -1);
+	assert_string_equal(err.message, "--view: more than 16 views");
+
+	longname = malloc(HPCN_VIEW_NAME_MAX + 1);
+	assert_non_null(longname);
+	memset(longname, 'v', HPCN_VIEW_NAME_MAX);
+	longname[HPCN_VIEW_NAME_MAX] = '\0';
+	assert_int_equal(hpcn_view_parse_arg(longname, &l, &err), -1);
+	assert_string_equal(err.message, "--view: VIEW longer than 255 bytes");
+	longname[HPCN_VIEW_NAME_MAX - 1] = '\0';
+	assert_int_equal(hpcn_view_parse_arg(longname, &l, &err), 0);
+	free(longname);
+}
+
+/* ---- env.json files ---- */
+
+struct dir {
+	char path[64];
+	int n;   /* files written, for unique names */
+};
+
+static int dir_setup(void **state)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	snprintf(d->path, sizeof(d->path), "/tmp/hpcn-view.XXXXXX");
+	assert_non_null(mkdtemp(d->path));
+	*state = d;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static int dir_teardown(void **state)
+{
+	struct dir *d = *state;
+
+	if (nftw(d->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		fprintf(stderr, "warning: cannot remove %s: %s\n", d->path, strerror(errno));
+	free(d);
+	return 0;
+}
+
+/* Write text to a new file of d; returns its path (static buffer per call site). */
+static const char *put(struct dir *d, const char *text, size_t len, char *path, size_t cap)
+{
+	int fd;
+
+	snprintf(path, cap, "%s/f%d.json", d->path, d->n++);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static struct hpcn_envjson *load_text(struct dir *d, const char *text)
+{
+	struct hpcn_envjson *e = NULL;
+	struct hpcn_error err;
+	char path[128];
+
+	put(d, text, strlen(text), path, sizeof(path));
+	if (hpcn_envjson_load(path, &e, &err) != 0)
+		fail_msg("%s", err.message);
+	assert_non_null(e);
+	assert_string_equal(e->path, path);
+	return e;
+}
+
+/* Loading fails with exactly "PATH: message"; a message ending in '*' is a
+ * prefix (jansson's own words and columns vary between its versions). */
+static void load_fails(struct dir *d, const char *text, size_t len, const char *message)
+{
+	struct hpcn_envjson *e = (struct hpcn_envjson *)1;
+	struct hpcn_error err;
+	char path[128], want[HPCN_ERROR_MESSAGE_MAX];
+
+	put(d, text, len, path, sizeof(path));
+	hpcn_error_clear(&err);
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	assert_null(e);
+	assert_int_equal(err.kind, HPCN_E_INVALID_ARGUMENT);
+	snprintf(want, sizeof(want), "%s: %s", path, message);
+	if (want[strlen(want) - 1] == '*') {
+		want[strlen(want) - 1] = '\0';
+		if (strncmp(err.message, want, strlen(want)))
+			fail_msg("\n got  '%s'\n want '%s...'", err.message, want);
+		assert_non_null(strstr(err.message, " (line 1, column "));
+		return;
+	}
+	if (strcmp(err.message, want))
+		fail_msg("\n got  '%s'\n want '%s'", err.message, want);
+}
+
+#define APP_JSON \
+	"{ \"name\": \"app\", \"description\": \"an app\", \"mount\": \"/user-environment\",\n" \
+	"  \"views\": {\n" \
+	"    \"default\": { \"description\": \"the default\", \"root\": \"/user-environment/env/app\",\n" \
+	"      \"env\": { \"version\": 1, \"type\": \"spack-view\", \"values\": {\n" \
+	"        \"list\": {\n" \
+	"          \"PATH\": [ { \"op\": \"prepend\", \"value\": [\"/ue/bin\", \"\", \"/ue/sbin\"] } ],\n" \
+	"          \"MANPATH\": [ { \"op\": \"append\", \"value\": [\"/ue/man\"] } ],\n" \
+	"          \"PKG_CONFIG_PATH\": [ { \"op\": \"set\", \"value\": [\"/ue/pc\"] },\n" \
+	"                                 { \"op\": \"append\", \"value\": [\"/ue/pc2\"] } ],\n" \
+	"          \"OLD\": [ { \"op\": \"unset\" } ] },\n" \
+	"        \"scalar\": { \"CC\": \"gcc\", \"CXX\": null } } } },\n" \
+	"    \"modules\": { \"env\": { \"version\": 1, \"type\": \"augment\", \"values\": {\n" \
+	"        \"list\": { \"MODULEPATH\": [ { \"op\": \"prepend\", \"value\": [\"/ue/modules\"] } ] } } } },\n" \
+	"    \"activate-only\": { \"description\": \"old image\", \"activate\": \"/ue/activate.sh\" },\n" \
+	"    \"future\": { \"env\": { \"version\": 1, \"values\": {\n" \
+	"        \"list\": { \"PATH\": [ { \"op\": \"frobnicate\", \"value\": [\"/x\"] } ] } } } }\n" \
+	"  } }\n"
+
+static void test_load_valid(void **state)
+{
+	struct hpcn_envjson *e = load_text(*state, APP_JSON);
+	const struct hpcn_envjson_view *v;
+
+	assert_string_equal(e->name, "app");
+	assert_string_equal(e->description, "an app");
+	assert_string_equal(e->mount, "/user-environment");
+	assert_int_equal(e->n_views, 4);
+	/* file order */
+	assert_string_equal(e->views[0].name, "default");
+	assert_string_equal(e->views[1].name, "modules");
+	assert_string_equal(e->views[2].name, "activate-only");
+	assert_string_equal(e->views[3].name, "future");
+
+	v = &e->views[0];
+	assert_null(v->problem);
+	assert_string_equal(v->description, "the default");
+	assert_string_equal(v->root, "/user-environment/env/app");
+	assert_string_equal(v->type, "spack-view");
+	assert_int_equal(v->n_changes, 7);
+	assert_string_equal(v->changes[0].var, "PATH");
+	assert_int_equal(v->changes[0].op, HPCN_ENV_PREPEND);
+	assert_string_equal(v->changes[0].value, "/ue/bin:/ue/sbin");  /* "" dropped */
+	assert_string_equal(v->changes[1].var, "MANPATH");
+	assert_int_equal(v->changes[1].op, HPCN_ENV_APPEND);
+	assert_int_equal(v->changes[2].op, HPCN_ENV_SET);
+	assert_string_equal(v->changes[2].value, "/ue/pc");
+	assert_int_equal(v->changes[3].op, HPCN_ENV_APPEND);
+	assert_string_equal(v->changes[4].var, "OLD");
+	assert_int_equal(v->changes[4].op, HPCN_ENV_UNSET);
+	assert_null(v->changes[4].value);
+	assert_string_equal(v->changes[5].var, "CC");
+	assert_int_equal(v->changes[5].op, HPCN_ENV_SET);
+	assert_string_equal(v->changes[5].value, "gcc");
+	assert_string_equal(v->changes[6].var, "CXX");
+	assert_int_equal(v->changes[6].op, HPCN_ENV_UNSET);
+
+	assert_null(e->views[1].problem);
+	assert_string_equal(e->views[1].type, "augment");
+	/* Problems are kept per view, the rest of the image stays usable. */
+	assert_string_equal(e->views[2].problem,
+			    "views.activate-only has no \"env\" (an old image with an activation script only)");
+	assert_int_equal(e->views[2].n_changes, 0);
+	assert_string_equal(e->views[3].problem,
+			    "views.future.env.values.list.PATH[0].op: unknown op 'frobnicate' (known: prepend, append, set, unset)");
+	hpcn_envjson_free(e);
+
+	/* The minimum: no name, no mount, no views at all. */
+	e = load_text(*state, "{\"views\": {}}");
+	assert_null(e->name);
+	assert_null(e->mount);
+	assert_int_equal(e->n_views, 0);
+	hpcn_envjson_free(e);
+}
+
+static void test_load_broken(void **state)
+{
+	struct dir *d = *state;
+
+	load_fails(d, "", sizeof("") - 1, "not valid JSON: *");
+	load_fails(d, "{\"views\": {}", sizeof("{\"views\": {}") - 1,
+		   "not valid JSON: *");
+	load_fails(d, "#!/bin/sh\n", sizeof("#!/bin/sh\n") - 1,
+		   "not valid JSON: *");
+	load_fails(d, "[1, 2]", sizeof("[1, 2]") - 1, "the top level is not a JSON object");
+	load_fails(d, "{\"name\": 3, \"views\": {}}", sizeof("{\"name\": 3, \"views\": {}}") - 1, "name: expected a string");
+	load_fails(d, "{\"mount\": [], \"views\": {}}", sizeof("{\"mount\": [], \"views\": {}}") - 1, "mount: expected a string");
+	load_fails(d, "{\"description\": true, \"views\": {}}", sizeof("{\"description\": true, \"views\": {}}") - 1,
+		   "description: expected a string");
+	load_fails(d, "{\"name\": \"app\"}", sizeof("{\"name\": \"app\"}") - 1, "views: missing");
+	load_fails(d, "{\"views\": [\"default\"]}", sizeof("{\"views\": [\"default\"]}") - 1, "views: expected an object");
+	load_fails(d, "{\"views\": {}, \"views\": {}}", sizeof("{\"views\": {}, \"views\": {}}") - 1,
+		   "not valid JSON: duplicate object key*");
+	/* A NUL in the middle is not JSON either. */
+	load_fails(d, "{\"views\": {}}\0{", sizeof("{\"views\": {}}\0{") - 1,
+		   "not valid JSON: *");
+}
+
+struct problem_case {
+	const char *view_json;   /* the value of views.v */
+	const char *problem;
+};
+
+static const struct problem_case problem_cases[] = {
+	{ "3", "views.v: expected an object" },
+	{ "{}", "views.v has no \"env\" (an old image with an activation script only)" },
+	{ "{\"env\": null}", "views.v has no \"env\" (an old image with an activation script only)" },
+	{ "{\"env\": []}", "views.v.env: expected an object" },
+	{ "{\"description\": 1, \"env\": {}}", "views.v.description: expected a string" },
+	{ "{\"root\": {}, \"env\": {}}", "views.v.root: expected a string" },
+	{ "{\"env\": {\"version\": 2}}",
+	  "views.v.env.version: unsupported version 2 (this plugin reads version 1)" },
+	{ "{\"env\": {\"version\": \"1\"}}", "views.v.env.version: expected the number 1" },
+	{ "{\"env\": {\"type\": 7}}", "views.v.env.type: expected a string" },
+	{ "{\"env\": {\"values\": []}}", "views.v.env.values: expected an object" },
+	{ "{\"env\": {\"values\": {\"list\": 1}}}", "views.v.env.values.list: expected an object" },
+	{ "{\"env\": {\"values\": {\"scalar\": []}}}",
+	  "views.v.env.values.scalar: expected an object" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": {\"op\": \"set\"}}}}}",
+	  "views.v.env.values.list.PATH: expected an array of {\"op\", \"value\"}" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [\"/bin\"]}}}}",
+	  "views.v.env.values.list.PATH[0]: expected an object {\"op\", \"value\"}" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"value\": [\"/bin\"]}]}}}}",
+	  "views.v.env.values.list.PATH[0].op: missing, or not a string" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": 1, \"value\": []}]}}}}",
+	  "views.v.env.values.list.PATH[0].op: missing, or not a string" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"set\", \"value\": []},"
+	  " {\"op\": \"remove\", \"value\": [\"/x\"]}]}}}}",
+	  "views.v.env.values.list.PATH[1].op: unknown op 'remove' (known: prepend, append, set, unset)" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"prepend\"}]}}}}",
+	  "views.v.env.values.list.PATH[0].value: expected an array of strings" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"prepend\", \"value\": \"/bin\"}]}}}}",
+	  "views.v.env.values.list.PATH[0].value: expected an array of strings" },
+	{ "{\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"append\", \"value\": [\"/a\", 2]}]}}}}",
+	  "views.v.env.values.list.PATH[0].value[1]: expected a string" },
+	{ "{\"env\": {\"values\": {\"list\": {\"A-B\": []}}}}",
+	  "views.v.env.values.list.A-B: invalid variable name" },
+	{ "{\"env\": {\"values\": {\"list\": {\"\": []}}}}",
+	  "views.v.env.values.list.: invalid variable name" },
+	{ "{\"env\": {\"values\": {\"scalar\": {\"X=Y\": \"1\"}}}}",
+	  "views.v.env.values.scalar.X=Y: invalid variable name" },
+	{ "{\"env\": {\"values\": {\"scalar\": {\"N\": 1}}}}",
+	  "views.v.env.values.scalar.N: expected a string or null" },
+	{ "{\"env\": {\"values\": {\"scalar\": {\"N\": [\"a\"]}}}}",
+	  "views.v.env.values.scalar.N: expected a string or null" },
+};
+
+static void test_view_problems(void **state)
+{
+	struct dir *d = *state;
+
+	for (size_t i = 0; i < sizeof(problem_cases) / sizeof(problem_cases[0]); i++) {
+		char text[1024];
+		struct hpcn_envjson *e;
+
+		/* A good view beside the bad one: it must stay usable. */
+		snprintf(text, sizeof(text),
+			 "{\"name\": \"img\", \"views\": {\"v\": %s, \"ok\": {\"env\": {\"values\": "
+			 "{\"scalar\": {\"OK\": \"1\"}}}}}}", problem_cases[i].view_json);
+		e = load_text(d, text);
+		assert_int_equal(e->n_views, 2);
+		if (!e->views[0].problem || strcmp(e->views[0].problem, problem_cases[i].problem))
+			fail_msg("case %zu:\n got  '%s'\n want '%s'", i,
+				 e->views[0].problem ? e->views[0].problem : "(none)",
+				 problem_cases[i].problem);
+		assert_int_equal(e->views[0].n_changes, 0);
+		assert_null(e->views[1].problem);
+		assert_int_equal(e->views[1].n_changes, 1);
+		hpcn_envjson_free(e);
+	}
+}
+
+static void test_load_files(void **state)
+{
+	struct dir *d = *state;
+	struct hpcn_envjson *e = NULL;
+	struct hpcn_error err;
+	char path[128], want[256];
+	size_t big = HPCN_ENVJSON_MAX_SIZE;
+	char *text = malloc(big + 2);
+
+	/* Exactly the limit loads; one byte more does not. Whitespace padding
+	 * keeps the JSON valid so that only the size can fail. */
+	assert_non_null(text);
+	memset(text, ' ', big + 1);
+	memcpy(text, "{\"views\": {}}", 13);
+	put(d, text, big, path, sizeof(path));
+	if (hpcn_envjson_load(path, &e, &err) != 0)
+		fail_msg("%s", err.message);
+	hpcn_envjson_free(e);
+	put(d, text, big + 1, path, sizeof(path));
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	snprintf(want, sizeof(want), "%s: too large (1048577 bytes, at most 1048576)", path);
+	assert_string_equal(err.message, want);
+	assert_int_equal(hpcn_envjson_parse(text, big + 1, "mem", &e, &err), -1);
+	assert_string_equal(err.message, "mem: too large (1048577 bytes, at most 1048576)");
+	free(text);
+
+	snprintf(path, sizeof(path), "%s/missing.json", d->path);
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_NOT_FOUND);
+	snprintf(want, sizeof(want), "%s: no such file", path);
+	assert_string_equal(err.message, want);
+
+	snprintf(path, sizeof(path), "%s/subdir", d->path);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file", path);
+	assert_string_equal(err.message, want);
+
+	/* A FIFO must not block the step. */
+	snprintf(path, sizeof(path), "%s/fifo", d->path);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file", path);
+	assert_string_equal(err.message, want);
+
+	/* A symlink as the file itself is refused (it could point anywhere). */
+	snprintf(path, sizeof(path), "%s/link", d->path);
+	assert_int_equal(symlink("f0.json", path), 0);
+	assert_int_equal(hpcn_envjson_load(path, &e, &err), -1);
+	snprintf(want, sizeof(want), "%s: is a symbolic link", path);
+	assert_string_equal(err.message, want);
+	assert_null(e);
+}
+
+/* ---- an in-memory environment ---- */
+
+#define ENV_MAX 32
+
+struct env {
+	size_t n;
+	char *name[ENV_MAX];
+	char *value[ENV_MAX];
+	int gets, sets, unsets;
+	int fail_get, fail_set;   /* errno to fail with, 0 = work */
+};
+
+static int env_find(struct env *e, const char *name)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (strcmp(e->name[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *env_value(struct env *e, const char *name)
+{
+	int i = env_find(e, name);
+
+	return i < 0 ? NULL : e->value[i];
+}
+
+/* Like the SPANK glue: copies into buf, ENOSPC when it does not fit. */
+static int env_get(void *ud, const char *name, char *buf, size_t cap)
+{
+	struct env *e = ud;
+	int i = env_find(e, name);
+
+	e->gets++;
+	if (e->fail_get) {
+		errno = e->fail_get;
+		return -1;
+	}
+	if (i < 0)
+		return 1;
+	if (strlen(e->value[i]) + 1 > cap) {
+		errno = ENOSPC;
+		return -1;
+	}
+	memcpy(buf, e->value[i], strlen(e->value[i]) + 1);
+	return 0;
+}
+
+static int env_set(void *ud, const char *name, const char *value)
+{
+	struct env *e = ud;
+	int i = env_find(e, name);
+
+	e->sets++;
+	if (e->fail_set) {
+		errno = e->fail_set;
+		return -1;
+	}
+	if (i < 0) {
+		assert_true(e->n < ENV_MAX);
+		i = (int)e->n++;
+		e->name[i] = strdup(name);
+		e->value[i] = NULL;
+	}
+	free(e->value[i]);
+	e->value[i] = strdup(value);
+	return 0;
+}
+
+static int env_unset(void *ud, const char *name)
+{
+	struct env *e = ud;
+	int i = env_find(e, name);
+
+	e->unsets++;
+	if (i < 0)
+		return 0;
+	free(e->name[i]);
+	free(e->value[i]);
+	e->n--;
+	e->name[i] = e->name[e->n];
+	e->value[i] = e->value[e->n];
+	return 0;
+}
+
+static void env_free(struct env *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->name[i]);
+		free(e->value[i]);
+	}
+	memset(e, 0, sizeof(*e));
+}
+
+static int apply(const struct hpcn_envjson *const *imgs, size_t n, const char *views,
+		 struct env *env, struct hpcn_error *err)
+{
+	struct hpcn_view_list l;
+
+	if (hpcn_view_parse_arg(views, &l, err) < 0)
+		fail_msg("%s", err->message);
+	hpcn_error_clear(err);
+	return hpcn_view_apply(imgs, n, &l, env_get, env_set, env_unset, env, err);
+}
+
+static void test_apply_ops(void **state)
+{
+	struct hpcn_envjson *app = load_text(*state, APP_JSON);
+	const struct hpcn_envjson *imgs[] = { app };
+	struct env env = { 0 };
+	struct hpcn_error err;
+
+	env_set(&env, "PATH", "/usr/bin:/bin");
+	env_set(&env, "MANPATH", "");          /* empty: no leading ':' */
+	env_set(&env, "PKG_CONFIG_PATH", "/usr/lib/pkgconfig");
+	env_set(&env, "OLD", "x");
+	env_set(&env, "CXX", "clang++");
+	if (apply(imgs, 1, "default", &env, &err) != 0)
+		fail_msg("%s", err.message);
+	assert_string_equal(env_value(&env, "PATH"), "/ue/bin:/ue/sbin:/usr/bin:/bin");
+	assert_string_equal(env_value(&env, "MANPATH"), "/ue/man");
+	assert_string_equal(env_value(&env, "PKG_CONFIG_PATH"), "/ue/pc:/ue/pc2"); /* set, append */
+	assert_null(env_value(&env, "OLD"));
+	assert_string_equal(env_value(&env, "CC"), "gcc");
+	assert_null(env_value(&env, "CXX"));
+	env_free(&env);
+
+	/* From nothing: prepend and append to an unset variable. */
+	if (apply(imgs, 1, "app:default", &env, &err) != 0)
+		fail_msg("%s", err.message);
+	assert_string_equal(env_value(&env, "PATH"), "/ue/bin:/ue/sbin");
+	assert_string_equal(env_value(&env, "MANPATH"), "/ue/man");
+	env_free(&env);
+	hpcn_envjson_free(app);
+}
+
+static void test_apply_order(void **state)
+{
+	struct dir *d = *state;
+	struct hpcn_envjson *e = load_text(d,
+		"{\"name\": \"img\", \"views\": {"
+		" \"a\": {\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"prepend\", \"value\": [\"/a\"]}]},"
+		"                              \"scalar\": {\"WHO\": \"a\"}}}},"
+		" \"b\": {\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"prepend\", \"value\": [\"/b\"]}]},"
+		"                              \"scalar\": {\"WHO\": \"b\"}}}},"
+		" \"clear\": {\"env\": {\"values\": {\"list\": {\"PATH\": [{\"op\": \"set\", \"value\": []},"
+		"                                                    {\"op\": \"append\", \"value\": [\"/c\"]},"
+		"                                                    {\"op\": \"prepend\", \"value\": [\"\"]}]}}}}"
+		"}}");
+	const struct hpcn_envjson *imgs[] = { e };
+	struct env env = { 0 };
+	struct hpcn_error err;
+
+	env_set(&env, "PATH", "/bin");
+	assert_int_equal(apply(imgs, 1, "a,b", &env, &err), 0);
+	assert_string_equal(env_value(&env, "PATH"), "/b:/a:/bin");
+	assert_string_equal(env_value(&env, "WHO"), "b");
+	env_free(&env);
+
+	env_set(&env, "PATH", "/bin");
+	assert_int_equal(apply(imgs, 1, "b,a", &env, &err), 0);
+	assert_string_equal(env_value(&env, "PATH"), "/a:/b:/bin");
+	assert_string_equal(env_value(&env, "WHO"), "a");
+	env_free(&env);
+
+	/* set to empty, then append: no leading ':'; an all-empty prepend is a no-op. */
+	env_set(&env, "PATH", "/bin");
+	assert_int_equal(apply(imgs, 1, "clear", &env, &err), 0);
+	assert_string_equal(env_value(&env, "PATH"), "/c");
+	env_free(&env);
+	hpcn_envjson_free(e);
+}
+
+static void test_apply_long_value(void **state)
+{
+	struct hpcn_envjson *app = load_text(*state, APP_JSON);
+	const struct hpcn_envjson *imgs[] = { app };
+	struct env env = { 0 };
+	struct hpcn_error err;
+	char *path = malloc(20001), *want = malloc(20100);
+
+	/* Longer than the first buffer get() is offered: it must grow. */
+	assert_non_null(path);
+	assert_non_null(want);
+	memset(path, 'p', 20000);
+	path[0] = '/';
+	path[20000] = '\0';
+	env_set(&env, "PATH", path);
+	assert_int_equal(apply(imgs, 1, "default", &env, &err), 0);
+	snprintf(want, 20100, "/ue/bin:/ue/sbin:%s", path);
+	assert_string_equal(env_value(&env, "PATH"), want);
+	assert_true(env.gets > 3);   /* it did retry */
+	env_free(&env);
+	free(path);
+	free(want);
+	hpcn_envjson_free(app);
+}
+
+static void test_apply_errors(void **state)
+{
+	struct dir *d = *state;
+	struct hpcn_envjson *app = load_text(d, APP_JSON);
+	struct hpcn_envjson *tools = load_text(d,
+		"{\"name\": \"tools\", \"views\": {"
+		" \"default\": {\"env\": {\"values\": {\"scalar\": {\"T\": \"1\"}}}},"
+		" \"gdb\": {\"env\": {\"values\": {\"scalar\": {\"G\": \"1\"}}}} }}");
+	struct hpcn_envjson *anon = load_text(d,
+		"{\"views\": {\"anon\": {\"env\": {\"values\": {\"scalar\": {\"A\": \"1\"}}}}}}");
+	const struct hpcn_envjson *imgs[] = { app, NULL, tools };
+	const struct hpcn_envjson *all[] = { app, tools, anon };
+	struct env env = { 0 };
+	struct hpcn_error err;
+	char want[HPCN_ERROR_MESSAGE_MAX];
+	struct hpcn_view_list l;
+
+	/* Ambiguous bare name. */
+	assert_int_equal(apply(imgs, 3, "default", &env, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_INVALID_ARGUMENT);
+	assert_string_equal(err.message,
+			    "--view: view 'default' exists in several images (app, tools): write IMAGENAME:VIEW");
+	/* ... which IMAGENAME:VIEW settles; a unique bare name is fine. */
+	assert_int_equal(apply(imgs, 3, "tools:default,gdb", &env, &err), 0);
+	assert_string_equal(env_value(&env, "T"), "1");
+	assert_string_equal(env_value(&env, "G"), "1");
+	assert_null(env_value(&env, "CC"));
+	env_free(&env);
+
+	/* Unknown views, with the list of what exists. */
+	assert_int_equal(apply(imgs, 3, "foo", &env, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_NOT_FOUND);
+	assert_string_equal(err.message,
+			    "--view: view 'foo' not found (available: app:default, app:modules, app:activate-only, app:future, tools:default, tools:gdb)");
+	assert_int_equal(apply(imgs, 3, "nope:default", &env, &err), -1);
+	assert_non_null(strstr(err.message, "--view: view 'nope:default' not found (available: "));
+	assert_int_equal(apply(imgs, 3, "tools:modules", &env, &err), -1);
+	assert_non_null(strstr(err.message, "--view: view 'tools:modules' not found"));
+	/* An image without a name: its views are found bare, listed bare. */
+	assert_int_equal(apply(all, 3, "anon", &env, &err), 0);
+	assert_string_equal(env_value(&env, "A"), "1");
+	env_free(&env);
+	assert_int_equal(apply(all, 3, "x", &env, &err), -1);
+	assert_non_null(strstr(err.message, ", tools:gdb, anon)"));
+	/* Nothing mounted has views. */
+	assert_int_equal(apply(NULL, 0, "default", &env, &err), -1);
+	assert_string_equal(err.message,
+			    "--view: view 'default' not found (available: none: no mounted image describes views)");
+
+	/* A view without env, and one with an unknown op: reported, not applied. */
+	assert_int_equal(apply(imgs, 3, "app:activate-only", &env, &err), -1);
+	snprintf(want, sizeof(want),
+		 "--view: view 'app:activate-only' (%s) cannot be applied: views.activate-only has no \"env\" (an old image with an activation script only)",
+		 app->path);
+	assert_string_equal(err.message, want);
+	assert_int_equal(apply(imgs, 3, "future", &env, &err), -1);
+	snprintf(want, sizeof(want),
+		 "--view: view 'future' (%s) cannot be applied: views.future.env.values.list.PATH[0].op: unknown op 'frobnicate' (known: prepend, append, set, unset)",
+		 app->path);
+	assert_string_equal(err.message, want);
+
+	/* All or nothing: a bad second view stops before the first one is applied. */
+	env_set(&env, "PATH", "/bin");
+	env.sets = 0;
+	assert_int_equal(apply(imgs, 3, "app:default,foo", &env, &err), -1);
+	assert_int_equal(env.sets, 0);
+	assert_int_equal(env.unsets, 0);
+	assert_string_equal(env_value(&env, "PATH"), "/bin");
+	/* check_names alone says the same, and touches nothing. */
+	assert_int_equal(hpcn_view_parse_arg("app:default,foo", &l, &err), 0);
+	assert_int_equal(hpcn_view_check_names(imgs, 3, &l, &err), -1);
+	assert_non_null(strstr(err.message, "--view: view 'foo' not found"));
+	assert_int_equal(hpcn_view_parse_arg("app:default,tools:gdb", &l, &err), 0);
+	assert_int_equal(hpcn_view_check_names(imgs, 3, &l, &err), 0);
+	env_free(&env);
+
+	/* Failing callbacks are reported with the variable. */
+	env.fail_get = EIO;
+	assert_int_equal(apply(imgs, 3, "app:default", &env, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_INTERNAL);
+	assert_string_equal(err.message, "--view: cannot read PATH: Input/output error");
+	env.fail_get = 0;
+	env.fail_set = EPERM;
+	assert_int_equal(apply(imgs, 3, "app:default", &env, &err), -1);
+	assert_string_equal(err.message,
+			    "--view: view 'app:default': cannot set PATH: Operation not permitted");
+	env_free(&env);
+
+	hpcn_envjson_free(app);
+	hpcn_envjson_free(tools);
+	hpcn_envjson_free(anon);
+}
+
+static void test_same_image_name_twice(void **state)
+{
+	struct dir *d = *state;
+	const char *j = "{\"name\": \"app\", \"views\": {\"default\": {\"env\": {}}}}";
+	struct hpcn_envjson *a = load_text(d, j), *b = load_text(d, j);
+	const struct hpcn_envjson *imgs[] = { a, b };
+	struct env env = { 0 };
+	struct hpcn_error err;
+
+	assert_int_equal(apply(imgs, 2, "app:default", &env, &err), -1);
+	assert_string_equal(err.message,
+			    "--view: view 'app:default' is ambiguous: several mounted images are named 'app'");
+	hpcn_envjson_free(a);
+	hpcn_envjson_free(b);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_placeholder) };
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_arg_valid),
+		cmocka_unit_test(test_arg_invalid),
+		cmocka_unit_test_setup_teardown(test_load_valid, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_broken, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_view_problems, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_files, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_apply_ops, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_apply_order, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_apply_long_value, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_apply_errors, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_same_image_name_twice, dir_setup, dir_teardown),
+	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
