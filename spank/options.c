@@ -83,8 +83,8 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 	hpcn_ctx.view_arg[0] = '\0';
 	if (!uenv || !uenv[0]) {
 		if (view && view[0])
-			return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
-					      "--view needs --uenv (or SLURM_UENV)", NULL);
+			return hpcn_error_set_raw(err, HPCN_E_INVALID_ARGUMENT,
+						  "--view needs --uenv (or SLURM_UENV)");
 		return 0;
 	}
 	if (hpcn_uenv_spec_parse(uenv, &hpcn_ctx.args, &hpcn_ctx.spec, err) < 0 ||

@@ -76,6 +76,7 @@ void hpcn_plugargs_defaults(struct hpcn_plugargs *cfg)
 	snprintf(cfg->default_mount, sizeof(cfg->default_mount), "%s",
 		 HPCN_DEFAULT_UENV_MOUNT_POINT);
 	cfg->repository[0] = '\0';
+	cfg->job_container_base[0] = '\0';
 	cfg->n_allowed_mounts = 2;
 	snprintf(cfg->allowed_mounts[0], PATH_MAX, "%s", HPCN_DEFAULT_UENV_MOUNT_POINT);
 	snprintf(cfg->allowed_mounts[1], PATH_MAX, "%s", HPCN_DEFAULT_UENV_TOOLS_POINT);
@@ -263,7 +264,7 @@ static int parse_allowed(const char *arg, const char *val, struct hpcn_plugargs 
 
 enum arg_id {
 	A_SOCKET, A_NAMESPACES, A_CGROUP, A_READY_FILE, A_READY_TIMEOUT, A_CONNECT_TIMEOUT,
-	A_FALLBACK, A_DEFAULT_MOUNT, A_REPOSITORY, A_ALLOWED_MOUNTS, A_MAX_IMAGES, A__COUNT
+	A_FALLBACK, A_DEFAULT_MOUNT, A_REPOSITORY, A_ALLOWED_MOUNTS, A_MAX_IMAGES, A_JOB_CONTAINER_BASE, A__COUNT
 };
 
 static const char *const arg_names[A__COUNT] = {
@@ -272,6 +273,7 @@ static const char *const arg_names[A__COUNT] = {
 	[A_CONNECT_TIMEOUT] = "connect_timeout", [A_FALLBACK] = "fallback",
 	[A_DEFAULT_MOUNT] = "default_mount", [A_REPOSITORY] = "repository",
 	[A_ALLOWED_MOUNTS] = "allowed_mounts", [A_MAX_IMAGES] = "max_images",
+	[A_JOB_CONTAINER_BASE] = "job_container_base",
 };
 
 static int parse_one(enum arg_id id, const char *arg, const char *val,
@@ -328,6 +330,9 @@ static int parse_one(enum arg_id id, const char *arg, const char *val,
 			return -1;
 		cfg->max_images = v;
 		return 0;
+	case A_JOB_CONTAINER_BASE:
+		return parse_mount_path(arg, val, cfg->job_container_base,
+					sizeof(cfg->job_container_base), err);
 	case A__COUNT:
 		break;
 	}
@@ -358,7 +363,10 @@ int hpcn_plugargs_parse(int argc, char **argv, struct hpcn_plugargs *cfg,
 				break;
 		if (id == A__COUNT)
 			return hpcn_spank_errorf(err, ARG_INVALID,
-						 "plugstack.conf argument '%s': unknown argument '%.*s' (known: socket, namespaces, cgroup, ready_file, ready_timeout, connect_timeout, fallback, default_mount, repository, allowed_mounts, max_images)",
+						 "plugstack.conf argument '%s': unknown argument '%.*s' (known: "
+						 "socket, namespaces, cgroup, ready_file, ready_timeout, "
+						 "connect_timeout, fallback, default_mount, repository, "
+						 "allowed_mounts, max_images, job_container_base)",
 						 arg, (int)klen, arg);
 		if (seen[id])
 			return hpcn_spank_errorf(err, ARG_INVALID,

@@ -63,6 +63,10 @@ struct hpcn_plugargs {
 	enum hpcn_spank_fallback fallback;
 	char default_mount[PATH_MAX];
 	char repository[PATH_MAX];          /* "" when none is configured */
+	/* Slurm's job_container/tmpfs BasePath (job_container.conf): when set, a
+	 * step's namespace is built on the job's one (<base>/<jobid>/.ns), so the
+	 * tasks keep their private /tmp. "" = not used. */
+	char job_container_base[PATH_MAX];
 	size_t n_allowed_mounts;
 	char allowed_mounts[HPCN_SPANK_MAX_ALLOWED_MOUNTS][PATH_MAX];
 	size_t max_images;                  /* 1..HPCN_MAX_MOUNTS */

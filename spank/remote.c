@@ -71,11 +71,28 @@ static void job_limits(spank_t sp, struct hpcn_namespace_request *req)
 	req->has_limits = req->limits.memory_max.set || req->limits.cpu_max_quota_usec.set;
 }
 
-static int request_from_helper(spank_t sp, struct hpcn_error *err)
+/*
+ * Slurm's job_container/tmpfs keeps the job's namespace (private /tmp,
+ * /dev/shm) pinned at <BasePath>/<jobid>/.ns and moves each task into it
+ * before task_init_privileged. Our namespace is built on that one, so the
+ * tasks keep it. -1 when not configured or not there for this job.
+ */
+static int open_job_container_ns(uint32_t job)
+{
+	char path[PATH_MAX + 32];
+
+	if (!hpcn_ctx.args.job_container_base[0])
+		return -1;
+	snprintf(path, sizeof(path), "%s/%u/.ns", hpcn_ctx.args.job_container_base, job);
+	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+static int request_from_helper(spank_t sp, uint32_t job, struct hpcn_error *err)
 {
 	struct hpcn_namespace_request req;
 	struct hpcn_namespace_response resp;
 	int fds[HPCN_NS__COUNT];
+	int base = open_job_container_ns(job);
 	int rv = -1;
 
 	memset(&req, 0, sizeof(req));
@@ -88,7 +105,7 @@ static int request_from_helper(spank_t sp, struct hpcn_error *err)
 	req.has_uid = true;
 	req.uid = hpcn_ctx.uid;
 	req.gid = hpcn_ctx.gid;
-	req.base_mount_ns_fd_index = -1;
+	req.base_mount_ns_fd_index = base >= 0 ? 0 : -1;
 	req.n_mounts = hpcn_ctx.spec.n;
 	for (size_t i = 0; i < hpcn_ctx.spec.n; i++) {
 		req.mounts[i].image_path = hpcn_ctx.spec.item[i].image;
@@ -99,7 +116,8 @@ static int request_from_helper(spank_t sp, struct hpcn_error *err)
 		job_limits(sp, &req);
 
 	if (hpcn_request_namespaces(hpcn_ctx.args.socket, (int)hpcn_ctx.args.connect_timeout_ms,
-				    &req, NULL, 0, &resp, fds, err) < 0)
+				    &req, base >= 0 ? &base : NULL, base >= 0 ? 1 : 0, &resp,
+				    fds, err) < 0)
 		goto out;
 	for (size_t i = 0; i < resp.n_fd_types; i++)
 		hpcn_ctx.ns_fds[resp.fd_types[i]] = fds[i];
@@ -110,6 +128,8 @@ static int request_from_helper(spank_t sp, struct hpcn_error *err)
 out:
 	/* The strings of req belong to the context: free only the response. */
 	hpcn_namespace_response_free(&resp);
+	if (base >= 0)
+		close(base);
 	return rv;
 }
 
@@ -144,7 +164,7 @@ int hpcn_remote_init_post_opt(spank_t sp)
 			    (int)hpcn_ctx.args.ready_timeout_secs * 1000, &err) < 0)
 		log_info("%s: %s after %u s; trying the helper anyway", hpcn_ctx.allocation_id,
 			 err.message, hpcn_ctx.args.ready_timeout_secs);
-	if (request_from_helper(sp, &err) == 0) {
+	if (request_from_helper(sp, job, &err) == 0) {
 		if (hpcn_ctx.view_arg[0] || hpcn_ctx.spec.n)
 			log_verbose("%s: namespaces from the helper", hpcn_ctx.allocation_id);
 		return 0;

@@ -78,7 +78,8 @@ struct hpcn_uenv_spec {
  * Parse and validate arg against cfg (default_mount, allowed_mounts,
  * max_images, repository). Purely lexical: touches no file. A NAME while no
  * repository is configured is an error here. Returns 0 or -1 with err, e.g.
- *   --uenv: '/x/y.sqfs:/etc': mount point /etc is not allowed (allowed: /user-environment, /user-tools)
+ *   --uenv: '/x/y.sqfs:/etc': mount point /etc is not allowed (allowed: /user-environment,
+ *   /user-tools)
  */
 int hpcn_uenv_spec_parse(const char *arg, const struct hpcn_plugargs *cfg,
 			 struct hpcn_uenv_spec *out, struct hpcn_error *err);
@@ -88,7 +89,8 @@ int hpcn_uenv_spec_parse(const char *arg, const struct hpcn_plugargs *cfg,
  * repository names become DIR/NAME/VERSION/TAG.squashfs, absolute paths lose
  * their symlinks (the helper opens images with O_NOFOLLOW), and each must be
  * a regular file. Meant for srun, as the user. Returns 0 or -1 with err, e.g.
- *   --uenv: image 'prgenv/24.7' not found in repository /repo (looked for /repo/prgenv/24.7/latest.squashfs)
+ *   --uenv: image 'prgenv/24.7' not found in repository /repo (looked for
+ *   /repo/prgenv/24.7/latest.squashfs)
  * Items already resolved are checked again (a spec parsed from the canonical
  * string on the node may be re-resolved; it is idempotent).
  */

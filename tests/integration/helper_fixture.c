@@ -153,20 +153,29 @@ int hfx_write_conf(struct hfx *fx)
 	return fclose(f);
 }
 
-pid_t hfx_spawn(struct hfx *fx)
+/* fork+exec the helper on fx->conf as it is; stderr appended to log_path
+ * when given. */
+static pid_t spawn_conf(struct hfx *fx, const char *log_path)
 {
 	const char *bin = getenv("HPCN_HELPER_BIN");
+	int logfd = -1;
 	pid_t pid;
 
 	if (!bin)
 		bin = HPCN_BINARY_DIR "/helper/hpc-node-helper";
-	if (hfx_write_conf(fx) < 0) {
-		fprintf(stderr, "writing %s: %s\n", fx->conf, strerror(errno));
-		return -1;
+	if (log_path) {
+		logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (logfd < 0) {
+			fprintf(stderr, "opening %s: %s\n", log_path, strerror(errno));
+			return -1;
+		}
 	}
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		if (logfd >= 0)
+			close(logfd);
 		return -1;
+	}
 	if (pid == 0) {
 		sigset_t none;
 
@@ -174,13 +183,31 @@ pid_t hfx_spawn(struct hfx *fx)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* Never outlive the test binary. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (logfd >= 0 && dup2(logfd, STDERR_FILENO) < 0)
+			_exit(126);
 		close_range(3, ~0u, 0);
 		execl(bin, bin, "-f", "-c", fx->conf, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
+	if (logfd >= 0)
+		close(logfd);
 	fx->pid = pid;
 	return pid;
+}
+
+pid_t hfx_spawn(struct hfx *fx)
+{
+	if (hfx_write_conf(fx) < 0) {
+		fprintf(stderr, "writing %s: %s\n", fx->conf, strerror(errno));
+		return -1;
+	}
+	return spawn_conf(fx, NULL);
+}
+
+pid_t hfx_spawn_as_written(struct hfx *fx, const char *log_path)
+{
+	return spawn_conf(fx, log_path);
 }
 
 /* The ready file of this instance: a stale one (e.g. after SIGKILL) names
@@ -202,12 +229,10 @@ static bool ready_is_ours(struct hfx *fx)
 	return strstr(buf, want) != NULL;
 }
 
-int hfx_start(struct hfx *fx)
+static int wait_ready(struct hfx *fx)
 {
 	struct hpcn_error err;
 
-	if (hfx_spawn(fx) < 0)
-		return -1;
 	for (int t = 0; t < 2 * HFX_TIMEOUT_MS; t += 20) {
 		int st;
 
@@ -226,6 +251,41 @@ int hfx_start(struct hfx *fx)
 		2 * HFX_TIMEOUT_MS);
 	hfx_stop(fx, SIGKILL, 2000);
 	return -1;
+}
+
+int hfx_start(struct hfx *fx)
+{
+	if (hfx_spawn(fx) < 0)
+		return -1;
+	return wait_ready(fx);
+}
+
+int hfx_start_as_written(struct hfx *fx, const char *log_path)
+{
+	if (spawn_conf(fx, log_path) < 0)
+		return -1;
+	return wait_ready(fx);
+}
+
+int hfx_conf_replace(struct hfx *fx, const char *from, const char *to)
+{
+	char buf[16384], out[16384 + 1024];
+	size_t flen = strlen(from), n;
+	const char *hit;
+	FILE *f = fopen(fx->conf, "re");
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	hit = strstr(buf, from);
+	if (!hit || strlen(to) > 1024) {
+		fprintf(stderr, "%s: no \"%s\" to replace\n", fx->conf, from);
+		return -1;
+	}
+	snprintf(out, sizeof(out), "%.*s%s%s", (int)(hit - buf), buf, to, hit + flen);
+	return write_str(fx->conf, out);
 }
 
 int hfx_wait_child(pid_t pid, int timeout_ms)

@@ -56,6 +56,12 @@ int hfx_write_conf(struct hfx *fx);
 int hfx_start(struct hfx *fx);
 /* Only fork+exec; fx->pid is set. */
 pid_t hfx_spawn(struct hfx *fx);
+/* The same with the configuration file as it is on disk (hfx_write_conf,
+ * then edits), the helper's stderr appended to log_path when not NULL. */
+pid_t hfx_spawn_as_written(struct hfx *fx, const char *log_path);
+int hfx_start_as_written(struct hfx *fx, const char *log_path);
+/* Replace the first occurrence of from by to in fx->conf. 0 or -1. */
+int hfx_conf_replace(struct hfx *fx, const char *from, const char *to);
 /* Send sig and wait (timeout_ms) for the helper to exit; returns the wait
  * status, or -1 (then it is SIGKILLed). */
 int hfx_stop(struct hfx *fx, int sig, int timeout_ms);
