@@ -162,17 +162,27 @@ static void watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
 
 void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
 {
+	char ids[64][HPCN_ALLOC_ID_MAX + 1];
+	size_t n = 0;
+
+	/* Only the allocations this client made: scanning every allocation on
+	 * every disconnect would cost O(allocations x processes). */
 	for (size_t i = 0; i < h->reg.n; i++) {
 		struct hpcn_alloc *a = h->reg.v[i];
 
 		if (a->conn != c)
 			continue;
 		a->conn = NULL;
+		if (n < HPCN_ARRAY_SIZE(ids))
+			snprintf(ids[n++], sizeof(ids[0]), "%s", a->id);
 	}
-	/* maybe_end may remove records: iterate from the end, re-checking n. */
-	for (size_t i = h->reg.n; i-- > 0;)
-		if (i < h->reg.n && !h->reg.v[i]->conn)
-			maybe_end(h, h->reg.v[i]);
+	/* maybe_end may remove records: look them up again by id. */
+	for (size_t i = 0; i < n; i++) {
+		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, ids[i]);
+
+		if (a)
+			maybe_end(h, a);
+	}
 }
 
 /* ---- create ---- */
@@ -396,9 +406,9 @@ static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_
 	int mnt_fd = -1;
 	int rv = -1;
 
-	/* Scope: asked for by a group or limits; in the group's (job's) slice
-	 * when there is a group. */
-	if (h->cgroup_ok && (a->group[0] || r->has_limits)) {
+	/* Every allocation gets a scope; in the group's (job's) slice when it
+	 * has a group. */
+	if (h->cgroup_ok) {
 		const struct hpcn_resource_limits *lim = r->has_limits ? &r->limits : NULL;
 		char parent[PATH_MAX] = HPCN_SLICE_WORKLOAD_ROOT;
 

@@ -28,15 +28,20 @@
 #include "ns_internal.h"
 #include "util.h"
 
+/* Two processes write to one pipe, in no fixed order: each message says
+ * who sent it. */
+enum { FROM_MID = 1, FROM_HOLDER = 2 };
+
 struct holder_msg {
+	int from;
 	int step;
 	int err;
 	pid_t pid;  /* from the intermediate child: the holder's pid */
 };
 
-static void send_msg(int fd, int step, int e, pid_t pid)
+static void send_msg(int fd, int from, int step, int e, pid_t pid)
 {
-	struct holder_msg m = { step, e, pid };
+	struct holder_msg m = { from, step, e, pid };
 	ssize_t n;
 
 	do {
@@ -78,7 +83,7 @@ static __attribute__((noreturn)) void holder_main(int ready_fd)
 			if (fd != ready_fd)
 				close(fd);
 	}
-	send_msg(ready_fd, NS_STEP_NONE, 0, getpid());
+	send_msg(ready_fd, FROM_HOLDER, NS_STEP_NONE, 0, getpid());
 	close(ready_fd);
 
 	sigemptyset(&chld);
@@ -99,6 +104,7 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 	unsigned long long deadline = hpcn_now_ms() + HPCN_NS_CHILD_TIMEOUT_MS;
 	struct holder_msg m1, m2;
 	pid_t mid, hold = 0;
+	bool holder_ready = false;
 	int rv = -1;
 
 	*holder = 0;
@@ -121,17 +127,17 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 
 		close(p[0]);
 		if (unshare(CLONE_NEWPID) < 0) {
-			send_msg(p[1], NS_STEP_UNSHARE_PID, errno, 0);
+			send_msg(p[1], FROM_MID, NS_STEP_UNSHARE_PID, errno, 0);
 			_exit(1);
 		}
 		c = fork();
 		if (c < 0) {
-			send_msg(p[1], NS_STEP_FORK_HOLDER, errno, 0);
+			send_msg(p[1], FROM_MID, NS_STEP_FORK_HOLDER, errno, 0);
 			_exit(1);
 		}
 		if (c == 0)
 			holder_main(p[1]);
-		send_msg(p[1], NS_STEP_NONE, 0, c);
+		send_msg(p[1], FROM_MID, NS_STEP_NONE, 0, c);
 		_exit(0);
 	}
 	close(p[1]);
@@ -142,6 +148,16 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 				     "allocation %s: no word from the pid namespace "
 				     "holder's parent", alloc_id);
 		goto fail;
+	}
+	if (m1.from == FROM_HOLDER) {
+		/* The holder was quicker than its parent: the parent's word follows. */
+		holder_ready = true;
+		if (ns_read_full(rd, &m1, sizeof(m1), deadline) < 0 || m1.from != FROM_MID) {
+			hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno ? errno : EPROTO,
+					     NULL, "allocation %s: no word from the pid namespace "
+					     "holder's parent", alloc_id);
+			goto fail;
+		}
 	}
 	if (m1.err) {
 		hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, m1.err, NULL,
@@ -155,7 +171,8 @@ int ns_holder_spawn(const char *alloc_id, pid_t *holder, struct hpcn_error *err)
 	ns_proc_open(hold, &hp);
 	ns_reap(mid, deadline);
 	mid = 0;
-	if (ns_read_full(rd, &m2, sizeof(m2), deadline) < 0) {
+	if (!holder_ready && (ns_read_full(rd, &m2, sizeof(m2), deadline) < 0 ||
+			      m2.from != FROM_HOLDER)) {
 		hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 				     "allocation %s: pid namespace holder %d did not get ready",
 				     alloc_id, (int)hold);

@@ -457,9 +457,14 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	for (size_t i = 0; i < changed.n; i++)
 		if (!hpcn_strv_contains(&refused, changed.v[i]))
 			hpcn_log_notice("reload: %s changed", changed.v[i]);
+	/* The target only moves when the file's log_target did: the running
+	 * one may come from the command line (-f), which a reload keeps. */
+	if (next.log_target != h->cfg.log_target)
+		hpcn_log_init(next.log_target, next.log_level, NULL);
+	else
+		hpcn_log_set_level(next.log_level);
 	hpcn_config_free(&h->cfg);
 	h->cfg = next;
-	hpcn_log_init(h->cfg.log_target, h->cfg.log_level, NULL);
 	if (hpcn_audit_init(h->cfg.audit_log, &err) < 0)
 		hpcn_log_error("reload: audit log: %s", err.message);
 out:

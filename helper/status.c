@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The Status body (docs/protocol.md, hpc-nodectl status). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "mountinfo.h"
 
 static json_t *rfc3339(int64_t t)
 {
@@ -57,6 +59,8 @@ json_t *hpcn_status_json(struct hpcn_helper *h)
 	json_t *zombies = json_array(), *cg = json_object(), *ctrls = json_array();
 	json_t *warns = json_array();
 	uint64_t now = hpcn_now_ms();
+	struct hpcn_uenv_mount *kmounts = NULL;
+	size_t n_kmounts = 0;
 
 	for (size_t i = 0; i < h->reg.n; i++) {
 		const struct hpcn_alloc *a = h->reg.v[i];
@@ -66,8 +70,19 @@ json_t *hpcn_status_json(struct hpcn_helper *h)
 			json_array_append_new(zombies, json_pack("{s:s, s:o}", "path", a->scope,
 								 "since", rfc3339(a->zombie_since)));
 	}
+	/* The loop device of each image, from the kernel's table (the helper
+	 * keeps none: LO_FLAGS_AUTOCLEAR ties the device to the mount). */
+	if (h->uenv && hpcn_mountinfo_find_uenv(NULL, h->cfg.uenv_mount_base, &kmounts,
+						&n_kmounts, NULL) < 0)
+		n_kmounts = 0;
 	for (struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next) {
-		json_t *users = json_array();
+		json_t *users = json_array(), *loop = json_null();
+
+		for (size_t i = 0; i < n_kmounts; i++)
+			if (strcmp(kmounts[i].key, e->key) == 0 && kmounts[i].source[0]) {
+				json_decref(loop);
+				loop = json_string(kmounts[i].source);
+			}
 
 		for (size_t i = 0; i < h->reg.n; i++)
 			for (size_t k = 0; k < h->reg.v[i]->n_mounts; k++)
@@ -76,14 +91,16 @@ json_t *hpcn_status_json(struct hpcn_helper *h)
 					break;
 				}
 		json_array_append_new(mounts, json_pack(
-			"{s:s, s:s, s:s, s:i, s:o, s:o}", "key", e->key,
+			"{s:s, s:s, s:s, s:i, s:o, s:o, s:o}", "key", e->key,
 			"image_path", e->image_path, "mount_point", e->mount_point,
 			"refcount", (json_int_t)e->refcount,
 			"hold_remaining_secs", e->hold ? json_integer(e->hold_deadline_ms > now ?
 					(json_int_t)((e->hold_deadline_ms - now + 999) / 1000) : 0)
 						       : json_null(),
+			"loop_device", loop,
 			"users", users));
 	}
+	free(kmounts);
 	for (unsigned bit = 1; bit & HPCN_CG_CTRL_ALL; bit <<= 1)
 		if (h->cgroup_ok && (h->cg.controllers & bit))
 			json_array_append_new(ctrls, json_string(hpcn_cgroup_ctrl_name(bit)));

@@ -170,6 +170,34 @@ static int pass_error(struct hpcn_error *err, const struct hpcn_error *e,
 	return -1;
 }
 
+/*
+ * A helper that refuses a peer sends an Error (seq 0) at accept and closes.
+ * Our send or receive then fails with EPIPE/ECONNRESET, with that Error still
+ * queued: read it, so the caller learns "denied", not "unavailable" (which
+ * would make a consumer fall back to its own namespaces).
+ */
+static int read_refusal(int sock, struct hpcn_error *err)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int fds[HPCN_MAX_MESSAGE_FDS];
+	struct hpcn_error e;
+	struct hpcn_msg m;
+	size_t nfds = 0;
+
+	if (!err || err->kind != HPCN_E_NS_SOCKET_UNAVAILABLE ||
+	    (err->sys_errno != EPIPE && err->sys_errno != ECONNRESET))
+		return -1;
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+		return -1;
+	memset(&m, 0, sizeof(m));
+	if (hpcn_recv_msg(sock, &m, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &e) == 1 &&
+	    m.tag == HPCN_TAG_ERROR && m.seq == 0)
+		hpcn_msg_error_to(&m, err);
+	hpcn_close_fds(fds, nfds);
+	hpcn_msg_free(&m);
+	return -1;
+}
+
 int hpcn_client_call(int sock, const struct hpcn_msg *req,
 		     const int *fds, size_t nfds,
 		     struct hpcn_msg *resp, int *rfds, size_t *nrfds,
@@ -189,8 +217,10 @@ int hpcn_client_call(int sock, const struct hpcn_msg *req,
 				      "hpcn_client_call without a request", NULL);
 	if (!what)
 		what = "request";
-	if (hpcn_send_msg(sock, req, fds, nfds, &e) < 0)
-		return pass_error(err, &e, what, req->seq);
+	if (hpcn_send_msg(sock, req, fds, nfds, &e) < 0) {
+		pass_error(err, &e, what, req->seq);
+		return read_refusal(sock, err);
+	}
 
 	deadline = deadline_of(timeout_ms);
 	for (;;) {
@@ -213,8 +243,10 @@ int hpcn_client_call(int sock, const struct hpcn_msg *req,
 			return -1;
 		}
 		r = hpcn_recv_msg(sock, resp, rfds, &got, maxrfds, &e);
-		if (r < 0)
-			return pass_error(err, &e, what, req->seq);
+		if (r < 0) {
+			pass_error(err, &e, what, req->seq);
+			return read_refusal(sock, err);
+		}
 		if (r == 0)
 			return peer_gone(err, 0, what, req->seq);
 		/* An Error with seq 0 answers a request the helper could not

@@ -83,8 +83,6 @@ _cl_free_port() {
 		p=$((20000 + RANDOM % 12000))
 		[[ $p == 6817 || $p == 6818 ]] && continue
 		grep -qx "$p" <<<"$used" && continue
-		grep -qx "$p" <<<"${_CL_TAKEN:-}" && continue
-		_CL_TAKEN+="$p"$'\n'
 		echo "$p"
 		return 0
 	done
@@ -270,27 +268,36 @@ _cl_node_idle() {
 	[[ $(sinfo -h -o %t 2>/dev/null) == idle ]]
 }
 
-# Wait (bounded) until slurmd accepts connections and the node is idle.
+_cl_slurmd_listening_or_dead() { # pid
+	_cl_port_listening "$HPCN_SLURMD_PORT" || ! _cl_alive "$1"
+}
+
+# Wait (bounded) until slurmd accepts connections and the node is idle; fail
+# at once when slurmd exits (e.g. a required SPANK plugin does not load).
 _cl_wait_slurm_ready() {
 	local pid
 	pid=$(_cl_pid_of slurmd)
-	wait_for -t 30 _cl_port_listening "$HPCN_SLURMD_PORT" || {
-		_cl_alive "$pid" || _cl_msg "slurmd (pid $pid) exited"
-		_cl_die "slurmd does not listen on port $HPCN_SLURMD_PORT"
+	wait_for -t 30 _cl_slurmd_listening_or_dead "$pid"
+	if ! _cl_alive "$pid"; then
+		_cl_die "slurmd (pid $pid) exited during startup:" \
+			"$(grep -h 'error:' "$HPCN_LOGS/slurmd.stderr" | tail -n 3)"
 		return 1
-	}
+	fi
+	_cl_port_listening "$HPCN_SLURMD_PORT" ||
+		_cl_die "slurmd does not listen on port $HPCN_SLURMD_PORT after 30 s" || return 1
 	wait_for -t 30 _cl_node_idle ||
 		_cl_die "node not idle after 30 s (sinfo: $(sinfo -h -o '%t %E' 2>&1))"
 }
 
-# Restart slurmd (plugin changes need a restart, not a reconfigure).
+# Restart slurmd (plugin changes need a restart, not a reconfigure). Fails
+# when the new slurmd does not come up; the next call starts one again.
 cluster_restart_slurmd() {
 	local pid
 	pid=$(_cl_pid_of slurmd)
 	[[ -n $pid ]] && _cl_kill_wait "$pid" 10
 	wait_for -t 10 eval '! _cl_port_listening "$HPCN_SLURMD_PORT"' || return 1
 	_cl_start_slurmd
-	_cl_wait_slurm_ready || { cluster_dump_logs; return 1; }
+	_cl_wait_slurm_ready
 }
 
 # cluster_set_plugstack "LINE" ["LINE"...]: rewrite plugstack.conf, restart
@@ -389,27 +396,61 @@ cluster_epilog_ran() { grep -q "^epilog job=$1 " "$HPCN_MARKERS/epilog.log" 2>/d
 # its cwd, root, executable or an open file under $HPCN_T (slurmstepd keeps
 # the slurmd log open, the tasks run in $HPCN_WORK). Never ourselves.
 cluster_stray_pids() {
-	local p l self=" $$ ${BASHPID:-} $PPID "
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[[ $self == *" $p "* ]] && continue
-		for l in "/proc/$p/cwd" "/proc/$p/exe" "/proc/$p/root" "/proc/$p"/fd/*; do
-			l=$(readlink "$l" 2>/dev/null) || continue
-			if [[ $l == "$HPCN_T" || $l == "$HPCN_T"/* ]]; then
-				echo "$p"
-				break
-			fi
+	local self=" $$ ${BASHPID:-} $PPID " p
+	find /proc/[0-9]*/cwd /proc/[0-9]*/exe /proc/[0-9]*/root /proc/[0-9]*/fd/ -maxdepth 1 \
+		\( -lname "$HPCN_T" -o -lname "$HPCN_T/*" \) 2>/dev/null | cut -d/ -f3 | sort -un |
+		while read -r p; do
+			[[ $self == *" $p "* ]] || echo "$p"
 		done
-	done
 }
 
 # ---- start / stop ---------------------------------------------------------
+
+# Every path of a cluster follows from $HPCN_T (cluster_stop needs nothing
+# else, so it can also stop a cluster left by a killed run).
+_cl_paths() {
+	HPCN_BUILD_DIR=${HPCN_BUILD_DIR:-$_HPCN_CL_REPO/build}
+	HPCN_WORK=$HPCN_T/work
+	HPCN_LOGS=$HPCN_T/log
+	HPCN_MARKERS=$HPCN_T/markers
+	SLURM_CONF=$HPCN_T/slurm.conf
+	HPCN_SOCKET=$HPCN_T/helper/run/handoff.sock
+	HPCN_READY=$HPCN_T/helper/run/ready
+	HPCN_HELPER_CONF=$HPCN_T/helper/helper.conf
+	HPCN_HELPER_STATE=$HPCN_T/helper/state
+	HPCN_HELPER_AUDIT=$HPCN_T/helper/audit.jsonl
+	HPCN_MOUNT_BASE=$HPCN_T/helper/uenv
+	HPCN_PLUGIN=$HPCN_BUILD_DIR/spank/spank_hpc_node.so
+	HPCN_NODECTL=$HPCN_BUILD_DIR/helper/hpc-nodectl
+}
 
 _cl_exports() {
 	export HPCN_T HPCN_WORK HPCN_LOGS HPCN_MARKERS SLURM_CONF HPCN_TEST_USER
 	export HPCN_SLURMCTLD_PORT HPCN_SLURMD_PORT HPCN_BUILD_DIR
 	export HPCN_SOCKET HPCN_READY HPCN_HELPER_CONF HPCN_HELPER_STATE HPCN_HELPER_AUDIT
 	export HPCN_MOUNT_BASE HPCN_CGROUP_ROOT HPCN_PLUGIN HPCN_NODECTL
+}
+
+_cl_starttime() { # pid -> its start time (field 22 of /proc/PID/stat)
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	set -- $st
+	echo "${20}"
+}
+
+# A cluster whose owner (the process that called cluster_start: bats's file
+# runner) is gone was left by a killed run (e.g. a ctest timeout, where no
+# teardown_file runs): stop it before starting ours.
+_cl_reap_stale() {
+	local d owner start
+	for d in /tmp/hpcn-slurm.*; do
+		[[ -f $d/owner ]] || continue
+		read -r owner start <"$d/owner" || continue
+		[[ -n $owner && $(_cl_starttime "$owner") == "$start" ]] && continue
+		_cl_msg "reaping $d, left by a run that is gone (pid $owner)"
+		(HPCN_T=$d; cluster_stop) || true
+	done
 }
 
 cluster_start() {
@@ -427,21 +468,13 @@ cluster_start() {
 			return 1
 	done
 	cluster_ensure_user || return 1
+	_cl_reap_stale
 
 	HPCN_T=$(mktemp -d /tmp/hpcn-slurm.XXXXXX) || return 1
 	chmod 0755 "$HPCN_T"
-	HPCN_WORK=$HPCN_T/work
-	HPCN_LOGS=$HPCN_T/log
-	HPCN_MARKERS=$HPCN_T/markers
-	SLURM_CONF=$HPCN_T/slurm.conf
-	HPCN_SOCKET=$HPCN_T/helper/run/handoff.sock
-	HPCN_READY=$HPCN_T/helper/run/ready
-	HPCN_HELPER_CONF=$HPCN_T/helper/helper.conf
-	HPCN_HELPER_STATE=$HPCN_T/helper/state
-	HPCN_HELPER_AUDIT=$HPCN_T/helper/audit.jsonl
-	HPCN_MOUNT_BASE=$HPCN_T/helper/uenv
-	HPCN_PLUGIN=$HPCN_BUILD_DIR/spank/spank_hpc_node.so
-	HPCN_NODECTL=$HPCN_BUILD_DIR/helper/hpc-nodectl
+	echo "${HPCN_CLUSTER_OWNER:-$$} $(_cl_starttime "${HPCN_CLUSTER_OWNER:-$$}")" \
+		>"$HPCN_T/owner"
+	_cl_paths
 	HPCN_CGROUP_ROOT=""
 	_cl_exports
 	mkdir -p "$HPCN_T"/{pids,state,spool,helper/run,images} "$HPCN_LOGS" "$HPCN_MARKERS" \
@@ -525,6 +558,7 @@ cluster_stop() {
 	local - rc=0 pid name i mp ids
 	set +e
 	[[ -n ${HPCN_T:-} && -d $HPCN_T && $HPCN_T == /tmp/hpcn-slurm.* ]] || return 0
+	_cl_paths
 	HPCN_CGROUP_ROOT=$(cat "$HPCN_T/cgroup-root" 2>/dev/null)
 
 	# Jobs first, while slurmctld and munged still answer.
@@ -595,4 +629,24 @@ cluster_stop() {
 		_cl_msg "NOT removing $HPCN_T: mounts remain"
 	fi
 	return $rc
+}
+
+# cluster_assert_gone T [CGROUP_ROOT]: fail, naming what is left, if anything
+# of the cluster that lived in T survived cluster_stop: processes naming T or
+# using files under it, mounts, loop devices of its images, its cgroup
+# subtree, the directory itself.
+cluster_assert_gone() {
+	local T=$1 cg=${2:-} left="" x
+	[[ $T == /tmp/hpcn-slurm.* ]] || _cl_die "cluster_assert_gone: '$T' is no cluster" || return 1
+	x=$(pgrep -f -- "$T" | tr '\n' ' ')
+	[[ -n $x ]] && left+=" processes naming it: $x;"
+	x=$(HPCN_T=$T cluster_stray_pids | tr '\n' ' ')
+	[[ -n $x ]] && left+=" processes using it: $x;"
+	x=$(_cl_mounts_under "$T" | tr '\n' ' ')
+	[[ -n $x ]] && left+=" mounts: $x;"
+	x=$(losetup -n -O NAME,BACK-FILE -l 2>/dev/null | awk -v p="$T/" 'index($2, p) == 1')
+	[[ -n $x ]] && left+=" loop devices: $x;"
+	[[ -n $cg && -e $cg ]] && left+=" cgroup $cg;"
+	[[ -e $T ]] && left+=" the directory;"
+	[[ -z $left ]] || _cl_die "left behind by the cluster in $T:$left"
 }
