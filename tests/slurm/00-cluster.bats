@@ -4,6 +4,7 @@
 # The Slurm test harness itself (lib/cluster.bash, lib/images.bash): a real
 # single-node Slurm with its own munged and hpc-node-helper, isolated under a
 # temp dir, that the SPANK plugin tests build on. Needs root.
+# shellcheck disable=SC2016 # $VARS in single quotes are for the jobs
 
 bats_require_minimum_version 1.5.0
 
@@ -169,8 +170,10 @@ teardown() {
 	local out T2 CG2 img=$HPCN_T/images/second.sqfs fake
 	make_uenv_image "$img" second
 	# A stand-in holder process (its name is what cluster_stop checks),
-	# outside the cluster's directory so that only the holder logic finds it.
-	fake=$(mktemp -d /tmp/hpcn-fakeholder.XXXXXX)
+	# outside the second cluster's directory so that only the holder logic
+	# finds it.
+	fake=$HPCN_T/fakeholder
+	mkdir -p "$fake"
 	cp /bin/sleep "$fake/hpcn-pidns-hold"
 	out=$(bash -c '
 		set -e
@@ -218,7 +221,6 @@ teardown() {
 	! _cl_alive "$scoped" || false
 	! _cl_alive "$holder" || false
 	[[ -z $(pgrep -f 'sleep 30[0-3]') ]]
-	rm -rf "$fake"
 	[ "$(count_loop_devices_for "$img")" -eq 0 ]
 	# Ours is untouched.
 	run as_user srun true

@@ -32,6 +32,8 @@
 #   HPCN_SLURM_CPUS       CPUs of the node (default: nproc)
 #   HPCN_SLURMD_DEBUG     SlurmdDebug (default: debug, so plugin messages show)
 #   HPCN_SLURM_EXTRA_CONF lines appended to slurm.conf (keys not set below)
+#   HPCN_SLURM_PRELOAD    LD_PRELOAD for slurmd and as_user (sanitizer builds)
+#   HPCN_CLUSTER_OWNER    pid whose death marks the cluster stale (default $$)
 #   HPCN_HELPER_EXTRA     callback name: called with the helper.conf path
 #                         after it is written, before the helper starts
 
@@ -112,8 +114,10 @@ cluster_ensure_user() {
 
 # Run a command as the test user, in $HPCN_WORK, with SLURM_CONF set.
 as_user() {
+	local pre=()
+	mapfile -t pre < <(_cl_preload_env)
 	(cd "$HPCN_WORK" && runuser -u "$HPCN_TEST_USER" -- \
-		env SLURM_CONF="$SLURM_CONF" HOME="$HPCN_WORK" "$@")
+		env SLURM_CONF="$SLURM_CONF" HOME="$HPCN_WORK" "${pre[@]}" "$@")
 }
 
 # ---- polling ------------------------------------------------------------
@@ -254,8 +258,20 @@ _cl_start_slurmctld() {
 	echo $! >"$HPCN_T/pids/slurmctld"
 }
 
+# Sanitizer runtimes for slurmd (hence slurmstepd) and the test user's
+# commands, so that an instrumented plugin loads (HPCN_SLURM_PRELOAD, set by
+# tests/slurm.cmake in sanitizer builds). Slurm itself leaks by design.
+_cl_preload_env() {
+	if [[ -n ${HPCN_SLURM_PRELOAD:-} ]]; then
+		echo "LD_PRELOAD=$HPCN_SLURM_PRELOAD"
+		echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+	fi
+}
+
 _cl_start_slurmd() {
-	slurmd -D -f "$SLURM_CONF" -N localhost \
+	local pre=()
+	mapfile -t pre < <(_cl_preload_env)
+	env "${pre[@]}" slurmd -D -f "$SLURM_CONF" -N localhost \
 		</dev/null >>"$HPCN_LOGS/slurmd.stderr" 2>&1 3>&- &
 	echo $! >"$HPCN_T/pids/slurmd"
 }
@@ -268,16 +284,20 @@ _cl_node_idle() {
 	[[ $(sinfo -h -o %t 2>/dev/null) == idle ]]
 }
 
-_cl_slurmd_listening_or_dead() { # pid
-	_cl_port_listening "$HPCN_SLURMD_PORT" || ! _cl_alive "$1"
+_cl_listening_or_dead() { # port pid
+	_cl_port_listening "$1" || ! _cl_alive "$2"
 }
+
+_cl_port_free() { ! _cl_port_listening "$1"; }
+
+_cl_no_jobs() { [[ -z $(squeue -h -o %A 2>/dev/null) ]]; }
 
 # Wait (bounded) until slurmd accepts connections and the node is idle; fail
 # at once when slurmd exits (e.g. a required SPANK plugin does not load).
 _cl_wait_slurm_ready() {
 	local pid
 	pid=$(_cl_pid_of slurmd)
-	wait_for -t 30 _cl_slurmd_listening_or_dead "$pid"
+	wait_for -t 30 _cl_listening_or_dead "$HPCN_SLURMD_PORT" "$pid"
 	if ! _cl_alive "$pid"; then
 		_cl_die "slurmd (pid $pid) exited during startup:" \
 			"$(grep -h 'error:' "$HPCN_LOGS/slurmd.stderr" | tail -n 3)"
@@ -295,7 +315,7 @@ cluster_restart_slurmd() {
 	local pid
 	pid=$(_cl_pid_of slurmd)
 	[[ -n $pid ]] && _cl_kill_wait "$pid" 10
-	wait_for -t 10 eval '! _cl_port_listening "$HPCN_SLURMD_PORT"' || return 1
+	wait_for -t 10 _cl_port_free "$HPCN_SLURMD_PORT" || return 1
 	_cl_start_slurmd
 	_cl_wait_slurm_ready
 }
@@ -363,6 +383,7 @@ cluster_start_helper() {
 }
 
 # SIGTERM (or the given signal) to the helper, SIGKILL after 5 s.
+# shellcheck disable=SC2120
 cluster_stop_helper() {
 	local pid
 	pid=$(_cl_pid_of helper)
@@ -435,8 +456,8 @@ _cl_starttime() { # pid -> its start time (field 22 of /proc/PID/stat)
 	local st
 	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	st=${st##*) }
-	set -- $st
-	echo "${20}"
+	read -ra st <<<"$st"
+	echo "${st[19]}"
 }
 
 # A cluster whose owner (the process that called cluster_start: bats's file
@@ -454,7 +475,7 @@ _cl_reap_stale() {
 }
 
 cluster_start() {
-	local cg mp t0=$SECONDS
+	local cg mp pid t0=$SECONDS
 	[[ $(id -u) == 0 ]] || _cl_die "cluster_start needs root" || return 1
 	HPCN_BUILD_DIR=${HPCN_BUILD_DIR:-$_HPCN_CL_REPO/build}
 	local b
@@ -512,8 +533,15 @@ cluster_start() {
 	_cl_start_munge || { cluster_dump_logs; return 1; }
 	cluster_start_helper || { cluster_dump_logs; return 1; }
 	_cl_start_slurmctld
-	wait_for -t 20 _cl_port_listening "$HPCN_SLURMCTLD_PORT" || {
-		_cl_msg "slurmctld does not listen on port $HPCN_SLURMCTLD_PORT"
+	pid=$(_cl_pid_of slurmctld)
+	wait_for -t 20 _cl_listening_or_dead "$HPCN_SLURMCTLD_PORT" "$pid"
+	_cl_port_listening "$HPCN_SLURMCTLD_PORT" || {
+		if _cl_alive "$pid"; then
+			_cl_msg "slurmctld does not listen on port $HPCN_SLURMCTLD_PORT after 20 s"
+		else
+			_cl_msg "slurmctld (pid $pid) exited during startup:" \
+				"$(grep -h -E 'error:|fatal:' "$HPCN_LOGS/slurmctld.stderr" | tail -n 3)"
+		fi
 		cluster_dump_logs
 		return 1
 	}
@@ -567,7 +595,7 @@ cluster_stop() {
 		if [[ -n $ids ]]; then
 			# shellcheck disable=SC2086
 			scancel $ids 2>/dev/null
-			wait_for -t 15 eval '[[ -z $(squeue -h -o %A 2>/dev/null) ]]' ||
+			wait_for -t 15 _cl_no_jobs ||
 				_cl_msg "jobs left at stop: $(squeue -h 2>&1 | head -5)"
 		fi
 	fi
@@ -611,7 +639,11 @@ cluster_stop() {
 		ids=$(losetup -n -O NAME,BACK-FILE -l 2>/dev/null |
 			awk -v p="$HPCN_T/" 'index($2, p) == 1 { print $1 }')
 		[[ -z $ids ]] && break
-		((i == 20)) && { _cl_msg "detaching loop devices $ids"; losetup -d $ids 2>/dev/null; }
+		if ((i == 20)); then
+			_cl_msg "detaching loop devices $ids"
+			# shellcheck disable=SC2086
+			losetup -d $ids 2>/dev/null
+		fi
 		sleep 0.05
 	done
 	[[ -z $ids ]] || { _cl_die "loop devices left: $ids"; rc=1; }
