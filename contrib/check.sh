@@ -35,36 +35,14 @@ done
 
 log() { printf '==> %s\n' "$*"; }
 
-# Build and test dependencies, all from Debian 12.
-packages=(
-	build-essential cmake pkg-config
-	libjansson-dev libsystemd-dev libinih-dev libcmocka-dev libmount-dev
-	squashfs-tools util-linux procps iproute2 psmisc
-	slurm-wlm slurm-client libslurm-dev munge
-	bats jq valgrind clang libclang-rt-14-dev
-)
+# Build and test dependencies, all from Debian 12 (one list for check.sh and
+# demo.sh).
+# shellcheck source=contrib/deps.sh
+. "$here/contrib/deps.sh"
 
-install_deps() {
-	local missing=() p
-	for p in "${packages[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "check.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
-		exit 1
-	fi
-	log "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# Debian starts munge and slurm daemons from their packages; the tests
-	# run their own instances on their own ports and paths.
-	systemctl disable --now munge slurmctld slurmd >/dev/null 2>&1 || true
-}
-
-[ $install -eq 1 ] && install_deps
+if [ $install -eq 1 ]; then
+	hpcn_deps_install check.sh build run test || exit 1
+fi
 
 if [ $unit_only -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
 	echo "check.sh: the full suite needs root (real namespaces, loop devices, cgroups," >&2

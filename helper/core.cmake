@@ -3,7 +3,5 @@ target_sources(hpcn_helper_core PRIVATE registry.c server.c alloc.c uenv.c statu
 add_executable(hpc-node-helper main.c)
 target_link_libraries(hpc-node-helper PRIVATE hpcn_helper_core)
 install(TARGETS hpc-node-helper DESTINATION ${CMAKE_INSTALL_SBINDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/etc/helper.conf DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/hpc-node)
-install(FILES ${PROJECT_SOURCE_DIR}/etc/systemd/hpc-node-helper.service
-              ${PROJECT_SOURCE_DIR}/etc/systemd/hpc-node-helper.socket
-        DESTINATION lib/systemd/system)
+# etc/helper.conf and the systemd units: contrib/packaging/install-layout.cmake
+# (their destinations depend on the install-time prefix).

@@ -40,6 +40,9 @@ struct hpcn_spank_ctx {
 	bool active;                         /* there is something to set up */
 	struct hpcn_uenv_spec spec;
 	char view_arg[4096];
+	/* The batch step took them from SBATCH_UENV*: its steps inherit them
+	 * as SLURM_UENV* (an sbatch --uenv option reaches them on its own). */
+	bool batch_env_fallback;
 
 	/* Remote side. */
 	char allocation_id[HPCN_ALLOC_ID_MAX + 1];

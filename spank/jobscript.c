@@ -16,13 +16,20 @@ static int end_job(spank_t sp, const char *when)
 	struct hpcn_error err;
 	uint32_t job = 0;
 
-	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS) {
+		log_error("%s: cannot read the job id from Slurm", when);
 		return 0;
+	}
 	snprintf(group, sizeof(group), "job_%u", job);
 	if (hpcn_end_allocation(hpcn_ctx.args.socket, (int)hpcn_ctx.args.connect_timeout_ms,
-				NULL, group, &err) < 0 &&
-	    err.kind != HPCN_E_NS_SOCKET_UNAVAILABLE)
-		log_error("job %u %s: %s", job, when, err.message);
+				NULL, group, &err) < 0) {
+		if (err.kind != HPCN_E_NS_SOCKET_UNAVAILABLE)
+			log_error("job %u %s: %s", job, when, err.message);
+		else
+			log_debug("job %u %s: %s", job, when, err.message);
+	} else {
+		log_debug("job %u %s: ended the allocations of %s", job, when, group);
+	}
 	/* Never fail the prolog/epilog for this: a failing epilog drains the
 	 * node, and the helper reconciles on its own (WI5). */
 	return 0;

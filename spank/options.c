@@ -69,19 +69,24 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 	struct hpcn_view_list views;
 	uint32_t stepid = 0;
 
-	if (spank_context() == S_CTX_ALLOCATOR ||
-	    (remote && spank_get_item(sp, S_JOB_STEPID, &stepid) == ESPANK_SUCCESS &&
-	     stepid == SLURM_BATCH_SCRIPT)) {
+	bool batch = remote && spank_get_item(sp, S_JOB_STEPID, &stepid) == ESPANK_SUCCESS &&
+		     stepid == SLURM_BATCH_SCRIPT;
+
+	if (spank_context() == S_CTX_ALLOCATOR || batch) {
 		uvar = "SBATCH_UENV";
 		vvar = "SBATCH_UENV_VIEW";
 	}
-	if (!uenv)
+	hpcn_ctx.batch_env_fallback = false;
+	if (!uenv) {
 		uenv = env_value(sp, remote, uvar, ubuf, sizeof(ubuf));
+		hpcn_ctx.batch_env_fallback = batch && uenv && uenv[0];
+	}
 	if (!view)
 		view = env_value(sp, remote, vvar, vbuf, sizeof(vbuf));
 	memset(&hpcn_ctx.spec, 0, sizeof(hpcn_ctx.spec));
 	hpcn_ctx.view_arg[0] = '\0';
-	if (!uenv || !uenv[0]) {
+	/* "--uenv=" is a mistake to report; an empty SLURM_UENV means unset. */
+	if (!uenv || (!uenv[0] && !hpcn_ctx.opt_uenv)) {
 		if (view && view[0])
 			return hpcn_error_set_raw(err, HPCN_E_INVALID_ARGUMENT,
 						  "--view needs --uenv (or SLURM_UENV)");
@@ -90,7 +95,7 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 	if (hpcn_uenv_spec_parse(uenv, &hpcn_ctx.args, &hpcn_ctx.spec, err) < 0 ||
 	    hpcn_uenv_spec_resolve(&hpcn_ctx.spec, &hpcn_ctx.args, err) < 0)
 		return -1;
-	if (view && view[0]) {
+	if (view && (view[0] || hpcn_ctx.opt_view)) {
 		/* Only the syntax can be checked before the images are mounted. */
 		if (hpcn_view_parse_arg(view, &views, err) < 0)
 			return -1;

@@ -14,18 +14,25 @@ struct hpcn_spank_ctx hpcn_ctx = {
 	.ns_fds = { -1, -1, -1 },
 };
 
-int slurm_spank_init(spank_t sp, int ac, char **av)
+static int parse_args(int ac, char **av)
 {
 	struct hpcn_error err;
 
-	if (!hpcn_ctx.initialized) {
-		hpcn_plugargs_defaults(&hpcn_ctx.args);
-		if (hpcn_plugargs_parse(ac, av, &hpcn_ctx.args, &err) < 0) {
-			log_error("plugstack.conf: %s", err.message);
-			return -1;
-		}
-		hpcn_ctx.initialized = true;
+	if (hpcn_ctx.initialized)
+		return 0;
+	hpcn_plugargs_defaults(&hpcn_ctx.args);
+	if (hpcn_plugargs_parse(ac, av, &hpcn_ctx.args, &err) < 0) {
+		log_error("plugstack.conf: %s", err.message);
+		return -1;
 	}
+	hpcn_ctx.initialized = true;
+	return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	if (parse_args(ac, av) < 0)
+		return -1;
 	switch (spank_context()) {
 	case S_CTX_LOCAL:
 	case S_CTX_ALLOCATOR:
@@ -71,12 +78,15 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 	return spank_remote(sp) ? hpcn_remote_exit(sp) : 0;
 }
 
+/* Slurm (22.05) does not call slurm_spank_init in the job_script context:
+ * the arguments are parsed here. A bad plugstack.conf is reported, but the
+ * prolog/epilog does not fail for it (that would drain the node). */
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
-	return hpcn_jobscript_prolog(sp);
+	return parse_args(ac, av) < 0 ? 0 : hpcn_jobscript_prolog(sp);
 }
 
 int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 {
-	return hpcn_jobscript_epilog(sp);
+	return parse_args(ac, av) < 0 ? 0 : hpcn_jobscript_epilog(sp);
 }

@@ -280,6 +280,26 @@ static int attach_to_scope(struct hpcn_error *err)
 	return rv;
 }
 
+/*
+ * The batch script's steps (srun inside it) use what the batch step used,
+ * as with sbatch --uenv: SBATCH_UENV* become SLURM_UENV* in its environment,
+ * the images as resolved (absolute paths, explicit mount points).
+ */
+static int inherit_batch_env(spank_t sp)
+{
+	static char spec[HPCN_UENV_ARG_MAX];
+
+	if (hpcn_uenv_spec_to_string(&hpcn_ctx.spec, spec, sizeof(spec)) < 0 ||
+	    spank_setenv(sp, "SLURM_UENV", spec, 1) != ESPANK_SUCCESS ||
+	    (hpcn_ctx.view_arg[0] &&
+	     spank_setenv(sp, "SLURM_UENV_VIEW", hpcn_ctx.view_arg, 1) != ESPANK_SUCCESS)) {
+		slurm_error(PLUGIN_NAME ": %s: cannot pass SBATCH_UENV on to the job's steps "
+			    "as SLURM_UENV", hpcn_ctx.allocation_id);
+		return -1;
+	}
+	return 0;
+}
+
 int hpcn_remote_task_init_privileged(spank_t sp)
 {
 	/* setns order: the mount namespace last, the others need no path. */
@@ -315,6 +335,8 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 		slurm_error(PLUGIN_NAME ": %s", err.message);
 		return -1;
 	}
+	if (hpcn_ctx.batch_env_fallback && inherit_batch_env(sp) < 0)
+		return -1;
 	return 0;
 }
 
