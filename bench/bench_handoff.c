@@ -376,8 +376,16 @@ int main(int argc, char **argv)
 	}
 	rv = 0;
 out:
-	if (keep >= 0)
+	if (keep >= 0) {
+		struct hpcn_error err;
+
+		if (hfx_end(&fx, ALLOC_ID, &err) < 0)
+			fprintf(stderr, "ending %s: %s\n", ALLOC_ID, err.message);
 		close(keep);
+	}
+	/* A clean stop: a profiler in HPCN_HELPER_BIN gets to write its data. */
+	if (fx.pid > 0)
+		hfx_stop(&fx, SIGTERM, 60000);
 	hfx_teardown(&fx);
 	return rv;
 }

@@ -53,7 +53,7 @@ selected() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]; }
 
 # Sizes: full, then quick.
 if ((QUICK)); then
-	HANDOFF_ARGS=(--rounds 2 --requests 128 --clients 1,8)
+	HANDOFF_ARGS=(--rounds 2 --requests 128 --clients "1,8")
 	REFS_ARGS=(--rounds 2 --ops 10)
 	RESTART_ARGS=(--allocs 20 --images 5 --rounds 2)
 	STEP_RUNS=2
@@ -61,7 +61,7 @@ if ((QUICK)); then
 	TASK_RUNS=1
 	SHARE_STEPS=2
 else
-	HANDOFF_ARGS=(--rounds 5 --requests 2000 --clients 1,8,64)
+	HANDOFF_ARGS=(--rounds 5 --requests 2000 --clients "1,8,64")
 	REFS_ARGS=(--rounds 5 --ops 100)
 	RESTART_ARGS=(--allocs 1000 --images 200 --rounds 5)
 	STEP_RUNS=20
@@ -122,9 +122,9 @@ _bench_helper_conf() { # helper.conf path: the shipped defaults where they matte
 
 slurm_up() {
 	((SLURM_UP)) && return 0
-	# shellcheck source=../tests/slurm/lib/cluster.bash
+	# shellcheck source=tests/slurm/lib/cluster.bash
 	source "$REPO/tests/slurm/lib/cluster.bash"
-	# shellcheck source=../tests/slurm/lib/images.bash
+	# shellcheck source=tests/slurm/lib/images.bash
 	source "$REPO/tests/slurm/lib/images.bash"
 	export HPCN_SLURM_CPUS=128 HPCN_CLUSTER_OWNER=$$ HPCN_SLURMD_DEBUG=info
 	export HPCN_HELPER_EXTRA=_bench_helper_conf
@@ -336,5 +336,9 @@ if grep -q '^FAILED|' "$SUMMARY"; then
 	echo "FAILED:"
 	grep '^FAILED|' "$SUMMARY" | cut -d'|' -f2- | sed 's/|/: /; s/^/  /'
 fi
-((KEEP_LOGS)) && echo "logs: $OUT" || rm -rf "$OUT"
+if ((KEEP_LOGS)); then
+	echo "logs: $OUT"
+else
+	rm -rf "$OUT"
+fi
 [[ -z $FAILED ]]

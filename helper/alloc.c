@@ -34,18 +34,98 @@ static bool peer_may_manage(const struct hpcn_conn *c, const struct hpcn_alloc *
 
 /* ---- end detection (WI5) ---- */
 
-/* Does any process still use the allocation? Its scope when it has one, else
- * any process (but the pid namespace holder) in its namespaces. */
-static bool alloc_has_processes(struct hpcn_helper *h, struct hpcn_alloc *a)
-{
-	struct stat pins[HPCN_NS__COUNT];
-	bool have_pin[HPCN_NS__COUNT] = { false };
-	bool any = false;
-	struct dirent *de;
-	DIR *d;
+/*
+ * The namespaces that some process of the node is in: one pass over /proc,
+ * shared by every allocation a reconciliation looks at (a restart restores
+ * every allocation at once; one scan each would be O(allocations x
+ * processes)). Pid-namespace holders and the helper itself do not count.
+ */
+struct ns_inuse {
+	size_t n, cap;
+	struct ns_id {
+		dev_t dev;
+		ino_t ino;
+	} *v;
+};
 
-	/* A populated scope settles it; an empty one does not: tasks may have
-	 * joined the namespaces without being placed in the scope. */
+static int ns_id_cmp(const void *x, const void *y)
+{
+	const struct ns_id *a = x, *b = y;
+
+	if (a->dev != b->dev)
+		return a->dev < b->dev ? -1 : 1;
+	return a->ino < b->ino ? -1 : a->ino > b->ino;
+}
+
+static bool is_holder(struct hpcn_helper *h, pid_t pid)
+{
+	for (size_t i = 0; i < h->reg.n; i++)
+		if (h->reg.v[i]->pid_holder == pid)
+			return true;
+	return false;
+}
+
+/* 0, or -1 when /proc cannot be read (the caller then keeps everything). */
+static int ns_inuse_scan(struct hpcn_helper *h, struct ns_inuse *u)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	memset(u, 0, sizeof(*u));
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0 || pid == getpid() || is_holder(h, pid))
+			continue;
+		for (int t = 0; t < HPCN_NS__COUNT; t++) {
+			char p[64];
+			struct stat st;
+
+			snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid,
+				 hpcn_ns_type_proc_name((enum hpcn_ns_type)t));
+			if (stat(p, &st) < 0)
+				continue;
+			if (u->n == u->cap) {
+				size_t cap = u->cap ? u->cap * 2 : 1024;
+				struct ns_id *v = realloc(u->v, cap * sizeof(*v));
+
+				if (!v) {
+					closedir(d);
+					free(u->v);
+					memset(u, 0, sizeof(*u));
+					return -1;
+				}
+				u->v = v;
+				u->cap = cap;
+			}
+			u->v[u->n].dev = st.st_dev;
+			u->v[u->n].ino = st.st_ino;
+			u->n++;
+		}
+	}
+	closedir(d);
+	qsort(u->v, u->n, sizeof(*u->v), ns_id_cmp);
+	return 0;
+}
+
+static void ns_inuse_free(struct ns_inuse *u)
+{
+	free(u->v);
+	memset(u, 0, sizeof(*u));
+}
+
+/* Does any process still use the allocation? A populated scope settles it;
+ * an empty one does not (tasks may have joined the namespaces without being
+ * placed in the scope), so then its namespaces are looked up in u (scanned
+ * here when the caller has none). */
+static bool alloc_has_processes(struct hpcn_helper *h, struct hpcn_alloc *a,
+				const struct ns_inuse *u)
+{
+	struct ns_inuse own;
+	bool found = false;
+
 	if (a->scope[0] && h->cgroup_ok) {
 		bool populated = false;
 
@@ -55,56 +135,44 @@ static bool alloc_has_processes(struct hpcn_helper *h, struct hpcn_alloc *a)
 			return true;
 		}
 	}
-	for (int t = 0; t < HPCN_NS__COUNT; t++) {
+	if (!a->ns_mask)
+		return false;
+	if (!u) {
+		if (ns_inuse_scan(h, &own) < 0)
+			return true; /* cannot tell: keep it */
+		u = &own;
+	}
+	for (int t = 0; t < HPCN_NS__COUNT && !found; t++) {
 		char p[PATH_MAX + 80];
+		struct ns_id key;
+		struct stat st;
 
 		if (!(a->ns_mask & (1u << t)))
 			continue;
 		if (snprintf(p, sizeof(p), "%s/%s/%s", h->ns_dir, a->id,
-			     hpcn_ns_type_proc_name((enum hpcn_ns_type)t)) >= (int)sizeof(p))
+			     hpcn_ns_type_proc_name((enum hpcn_ns_type)t)) >= (int)sizeof(p) ||
+		    stat(p, &st) < 0)
 			continue;
-		have_pin[t] = stat(p, &pins[t]) == 0;
-		any |= have_pin[t];
+		key.dev = st.st_dev;
+		key.ino = st.st_ino;
+		found = bsearch(&key, u->v, u->n, sizeof(*u->v), ns_id_cmp) != NULL;
 	}
-	if (!any)
-		return false;
-	d = opendir("/proc");
-	if (!d)
-		return true; /* cannot tell: keep it */
-	while ((de = readdir(d))) {
-		pid_t pid = (pid_t)atoi(de->d_name);
-
-		if (pid <= 0 || pid == a->pid_holder || pid == getpid())
-			continue;
-		for (int t = 0; t < HPCN_NS__COUNT; t++) {
-			char p[64];
-			struct stat st;
-
-			if (!have_pin[t])
-				continue;
-			snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid,
-				 hpcn_ns_type_proc_name((enum hpcn_ns_type)t));
-			if (stat(p, &st) == 0 && st.st_ino == pins[t].st_ino &&
-			    st.st_dev == pins[t].st_dev) {
-				closedir(d);
-				a->populated_seen = true;
-				return true;
-			}
-		}
-	}
-	closedir(d);
-	return false;
+	if (u == &own)
+		ns_inuse_free(&own);
+	if (found)
+		a->populated_seen = true;
+	return found;
 }
 
 /* WI5: ended when its client is gone and no process uses it any more
  * (after a grace period when it never had a process). */
-static void maybe_end(struct hpcn_helper *h, struct hpcn_alloc *a)
+static void maybe_end(struct hpcn_helper *h, struct hpcn_alloc *a, const struct ns_inuse *u)
 {
 	struct hpcn_error err;
 
 	if (a->conn || a->state != HPCN_ALLOC_ACTIVE || h->stopping)
 		return;
-	if (alloc_has_processes(h, a))
+	if (alloc_has_processes(h, a, u))
 		return;
 	if (!a->populated_seen && hpcn_now_ms() - a->created_mono_ms < HPCN_ORPHAN_GRACE_MS)
 		return;
@@ -124,7 +192,7 @@ static int on_scope_event(sd_event_source *s, const struct inotify_event *ev, vo
 	struct hpcn_alloc *a = hpcn_registry_find(&w->h->reg, w->id);
 
 	if (a)
-		maybe_end(w->h, a);
+		maybe_end(w->h, a, NULL);
 	return 0;
 }
 
@@ -162,8 +230,7 @@ static void watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
 
 void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
 {
-	char ids[64][HPCN_ALLOC_ID_MAX + 1];
-	size_t n = 0;
+	struct hpcn_strv ids = { 0 };
 
 	/* Only the allocations this client made: scanning every allocation on
 	 * every disconnect would cost O(allocations x processes). */
@@ -173,16 +240,17 @@ void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
 		if (a->conn != c)
 			continue;
 		a->conn = NULL;
-		if (n < HPCN_ARRAY_SIZE(ids))
-			snprintf(ids[n++], sizeof(ids[0]), "%s", a->id);
+		if (hpcn_strv_addf(&ids, "%s", a->id) < 0)
+			hpcn_log_error("out of memory; reconciliation will check %s", a->id);
 	}
 	/* maybe_end may remove records: look them up again by id. */
-	for (size_t i = 0; i < n; i++) {
-		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, ids[i]);
+	for (size_t i = 0; i < ids.n; i++) {
+		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, ids.v[i]);
 
 		if (a)
-			maybe_end(h, a);
+			maybe_end(h, a, NULL);
 	}
+	hpcn_strv_free(&ids);
 }
 
 /* ---- create ---- */
@@ -191,7 +259,7 @@ static void release_mounts(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
 	for (size_t i = 0; i < a->n_mounts; i++)
 		hpcn_uenv_release(h, a->mounts[i].key, a->id);
-	a->n_mounts = 0;
+	hpcn_alloc_clear_mounts(a);
 }
 
 /* Undo whatever exists of an allocation; leaves the record. */
@@ -455,17 +523,19 @@ static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_
 	}
 	for (size_t i = 0; i < r->n_mounts; i++) {
 		struct hpcn_mount_handle *mh = &r->mounts[i];
-		struct hpcn_alloc_mount *am = &a->mounts[a->n_mounts];
 		struct hpcn_uenv_entry *e;
 		int ifd = mh->image_fd_index >= 0 ? fds[mh->image_fd_index] : -1;
+		char key[HPCN_IMAGE_KEY_MAX];
 
 		if (hpcn_uenv_acquire(h, mh->image_path, ifd, a->uid, a->gid, a->id,
-				      am->key, sizeof(am->key), err) < 0)
+				      key, sizeof(key), err) < 0)
 			goto fail;
-		snprintf(am->image_path, sizeof(am->image_path), "%s", mh->image_path);
-		snprintf(am->mount_point, sizeof(am->mount_point), "%s", mh->mount_point);
-		a->n_mounts++;
-		e = hpcn_uenv_find(h, am->key);
+		if (hpcn_alloc_add_mount(a, key, mh->image_path, mh->mount_point) < 0) {
+			hpcn_uenv_release(h, key, a->id);
+			hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
+			goto fail;
+		}
+		e = hpcn_uenv_find(h, key);
 		if (hpcn_ns_bind_path_named(mnt_fd, e->mount_point, a->id, mh->mount_point,
 					    hpcn_config_mount_point_creatable(&h->cfg,
 									      mh->mount_point),
@@ -744,7 +814,7 @@ int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
 			 * mount refs were never counted (see registry). */
 			hpcn_log_notice("allocation %s was being created when the helper "
 					"stopped; removing what exists of it", a->id);
-			a->n_mounts = 0;
+			hpcn_alloc_clear_mounts(a);
 			if (teardown(h, a, false, NULL, &e) < 0)
 				hpcn_log_error("allocation %s: %s", a->id, e.message);
 			if (!a->zombie)
@@ -805,6 +875,8 @@ out:
 
 void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 {
+	struct ns_inuse inuse = { 0 };
+	bool scanned = false;
 	struct hpcn_strv pins = { 0 };
 	struct hpcn_error err;
 
@@ -823,7 +895,16 @@ void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 	}
 	hpcn_strv_free(&pins);
 
-	/* F30: retry zombies; WI5: end what nobody uses. */
+	/* F30: retry zombies; WI5: end what nobody uses (one /proc scan for
+	 * the whole pass, made only when some allocation could end). */
+	for (size_t i = 0; i < h->reg.n && !scanned; i++) {
+		struct hpcn_alloc *a = h->reg.v[i];
+
+		if (!a->conn && a->state == HPCN_ALLOC_ACTIVE && !a->zombie &&
+		    (a->populated_seen ||
+		     hpcn_now_ms() - a->created_mono_ms >= HPCN_ORPHAN_GRACE_MS))
+			scanned = ns_inuse_scan(h, &inuse) == 0;
+	}
 	for (size_t i = h->reg.n; i-- > 0;) {
 		struct hpcn_alloc *a;
 
@@ -841,8 +922,10 @@ void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 		}
 		if (h->ready)
 			check_ns_mounts(h, a, report);
-		maybe_end(h, a);
+		if (scanned)
+			maybe_end(h, a, &inuse);
 	}
+	ns_inuse_free(&inuse);
 
 	/* WI2: refcounts against the kernel's mount table and the registry. */
 	if (hpcn_uenv_reconstruct(h, report, &err) < 0)

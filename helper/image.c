@@ -232,8 +232,16 @@ static int recv_report(int sock, struct child_report *rep, int *fd_out)
  * D state (hung NFS) is left for the caller's SIGCHLD handling. */
 static void reap_child(pid_t pid, bool kill_it)
 {
-	if (kill_it)
-		(void)kill(pid, SIGKILL);
+	if (!kill_it) {
+		/* It has reported and is exiting now: wait for it, without the
+		 * 5 ms naps below that every image reference used to pay. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/* Killed, maybe stuck in an uninterruptible open (a hung file server):
+	 * bounded, so the helper never hangs on it. */
+	(void)kill(pid, SIGKILL);
 	for (int i = 0; i < 200; i++) {
 		pid_t r = waitpid(pid, NULL, WNOHANG);
 

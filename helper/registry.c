@@ -55,10 +55,56 @@ int hpcn_registry_open(struct hpcn_registry *r, const char *state_dir, struct hp
 	return 0;
 }
 
+int hpcn_alloc_add_mount(struct hpcn_alloc *a, const char *key, const char *image_path,
+			 const char *mount_point)
+{
+	struct hpcn_alloc_mount *v, *m;
+
+	if (a->n_mounts >= HPCN_MAX_MOUNTS) {
+		errno = E2BIG;
+		return -1;
+	}
+	v = realloc(a->mounts, (a->n_mounts + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	a->mounts = v;
+	m = &v[a->n_mounts];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->key, sizeof(m->key), "%s", key);
+	m->image_path = strdup(image_path);
+	m->mount_point = strdup(mount_point);
+	if (!m->image_path || !m->mount_point) {
+		free(m->image_path);
+		free(m->mount_point);
+		return -1;
+	}
+	a->n_mounts++;
+	return 0;
+}
+
+void hpcn_alloc_clear_mounts(struct hpcn_alloc *a)
+{
+	for (size_t i = 0; i < a->n_mounts; i++) {
+		free(a->mounts[i].image_path);
+		free(a->mounts[i].mount_point);
+	}
+	free(a->mounts);
+	a->mounts = NULL;
+	a->n_mounts = 0;
+}
+
+void hpcn_alloc_free(struct hpcn_alloc *a)
+{
+	if (!a)
+		return;
+	hpcn_alloc_clear_mounts(a);
+	free(a);
+}
+
 void hpcn_registry_close(struct hpcn_registry *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		free(r->v[i]);
+		hpcn_alloc_free(r->v[i]);
 	free(r->v);
 	r->v = NULL;
 	r->n = r->cap = 0;
@@ -211,15 +257,18 @@ int hpcn_alloc_from_json(json_t *j, struct hpcn_alloc *a, struct hpcn_error *err
 	if (!json_is_array(mounts) || json_array_size(mounts) > HPCN_MAX_MOUNTS)
 		return hpcn_error_set(err, HPCN_E_INTERNAL, "registry record: bad mounts", NULL);
 	json_array_foreach(mounts, i, v) {
-		struct hpcn_alloc_mount *m = &a->mounts[i];
+		json_t *key = json_object_get(v, "key");
+		json_t *ip = json_object_get(v, "image_path");
+		json_t *mp = json_object_get(v, "mount_point");
 
-		if (copy_str(m->key, sizeof(m->key), json_object_get(v, "key"), "key", false, err) < 0 ||
-		    copy_str(m->image_path, sizeof(m->image_path),
-			     json_object_get(v, "image_path"), "image_path", false, err) < 0 ||
-		    copy_str(m->mount_point, sizeof(m->mount_point),
-			     json_object_get(v, "mount_point"), "mount_point", false, err) < 0)
-			return -1;
-		a->n_mounts++;
+		if (!json_is_string(key) || json_string_length(key) >= HPCN_IMAGE_KEY_MAX ||
+		    !json_is_string(ip) || json_string_length(ip) >= PATH_MAX ||
+		    !json_is_string(mp) || json_string_length(mp) >= PATH_MAX)
+			return hpcn_error_set(err, HPCN_E_INTERNAL,
+					      "registry record: bad mount entry", NULL);
+		if (hpcn_alloc_add_mount(a, json_string_value(key), json_string_value(ip),
+					 json_string_value(mp)) < 0)
+			return hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
 	}
 	return 0;
 }
@@ -269,7 +318,7 @@ int hpcn_registry_remove(struct hpcn_registry *r, struct hpcn_alloc *a, struct h
 			r->v[i] = r->v[--r->n];
 			break;
 		}
-	free(a);
+	hpcn_alloc_free(a);
 	return rv;
 }
 
@@ -327,13 +376,13 @@ int hpcn_registry_load(struct hpcn_registry *r, struct hpcn_strv *warnings,
 			quarantine(r, de->d_name, warnings,
 				   !j ? "not JSON" : !a ? "out of memory" : e.message);
 			json_decref(j);
-			free(a);
+			hpcn_alloc_free(a);
 			continue;
 		}
 		json_decref(j);
 		a->created_mono_ms = hpcn_now_ms();
 		if (append(r, a) < 0) {
-			free(a);
+			hpcn_alloc_free(a);
 			closedir(d);
 			return hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
 		}

@@ -33,9 +33,12 @@ const char *hpcn_alloc_state_name(enum hpcn_alloc_state s);
 
 struct hpcn_alloc_mount {
 	char key[HPCN_IMAGE_KEY_MAX];     /* image identity, see image.h */
-	char image_path[PATH_MAX];        /* as the user named it */
-	char mount_point[PATH_MAX];       /* inside the allocation's namespace */
+	char *image_path;                 /* as the user named it */
+	char *mount_point;                /* inside the allocation's namespace */
 };
+
+/* "workload.slice/<group>.slice/<id>.scope" with ids of at most 64 bytes. */
+#define HPCN_SCOPE_PATH_MAX 256
 
 struct hpcn_alloc {
 	char id[HPCN_ALLOC_ID_MAX + 1];
@@ -45,13 +48,15 @@ struct hpcn_alloc {
 	gid_t gid;
 	uid_t peer_uid;                     /* who asked for it */
 	int64_t created_at;                 /* CLOCK_REALTIME seconds */
-	char scope[PATH_MAX];               /* cgroup path, "" = none */
+	char scope[HPCN_SCOPE_PATH_MAX];    /* cgroup path, "" = none */
 	bool zombie;                        /* scope could not be killed (F30) */
 	int64_t zombie_since;
 	unsigned ns_mask;                   /* 1 << hpcn_ns_type */
 	pid_t pid_holder;                   /* pid 1 of its PID namespace, 0 */
+	/* Heap-allocated, n_mounts entries: a node holds thousands of these,
+	 * so no PATH_MAX-sized members (the helper's RSS target). */
 	size_t n_mounts;
-	struct hpcn_alloc_mount mounts[HPCN_MAX_MOUNTS];
+	struct hpcn_alloc_mount *mounts;
 
 	/* Runtime only, never saved. */
 	void *conn;                         /* the connection that made it, while open */
@@ -88,6 +93,14 @@ int hpcn_registry_remove(struct hpcn_registry *r, struct hpcn_alloc *a,
 
 /* Number of live (non-creating) allocations that use an image key: WI2's
  * expected refcount. */
+/* Add a mount reference to the record (copies the strings). 0 or -1 (ENOMEM). */
+int hpcn_alloc_add_mount(struct hpcn_alloc *a, const char *key, const char *image_path,
+			 const char *mount_point);
+/* Drop every mount reference of the record (not the kernel's mounts). */
+void hpcn_alloc_clear_mounts(struct hpcn_alloc *a);
+/* Free a record that is not (or no longer) in a registry. */
+void hpcn_alloc_free(struct hpcn_alloc *a);
+
 unsigned hpcn_registry_image_users(const struct hpcn_registry *r, const char *key);
 
 json_t *hpcn_alloc_to_json(const struct hpcn_alloc *a);
