@@ -39,7 +39,7 @@ if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
 	shift
 fi
 case "${1:-}" in
--h|--help) sed -n '3,26p' "$0"; exit 0 ;;
+-h|--help) sed -n '3,26s/^# \{0,1\}//p' "$0"; exit 0 ;;
 esac
 [ "$seconds" -ge 1 ] || die "SECONDS must be at least 1"
 targets=("$@")
@@ -91,7 +91,17 @@ for t in "${targets[@]}"; do
 	if [ $rc -ne 0 ]; then
 		tail -n 60 "$logf"
 		found=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$logf")
-		echo "fuzz.sh: $t FAILED (exit $rc); input: ${found:-see the output above}"
+		known=""
+		if [ -n "$found" ] && [ -d "$regressions" ]; then
+			for r in "$regressions"/*; do
+				[ -f "$r" ] && cmp -s "$r" "$found" && known=$r && break
+			done
+		fi
+		if [ -n "$known" ]; then
+			echo "fuzz.sh: $t FAILED (exit $rc): known regression ${known#"$here"/}, not fixed yet"
+		else
+			echo "fuzz.sh: $t FAILED (exit $rc); input: ${found:-see the output above}"
+		fi
 		failed+=("$t")
 		continue
 	fi
@@ -100,7 +110,7 @@ for t in "${targets[@]}"; do
 	if [ "${HPCN_FUZZ_MERGE:-0}" = 1 ]; then
 		"$exe" -merge=1 "$fuzzdir/corpus/$t" "$corpus" >>"$logf" 2>&1 ||
 			die "merging the corpus of $t failed (log: $logf)"
-		log "merged into tests/fuzz/corpus/$t: $(ls "$fuzzdir/corpus/$t" | wc -l) files"
+		log "merged into tests/fuzz/corpus/$t: $(find "$fuzzdir/corpus/$t" -type f | wc -l) files"
 	fi
 done
 

@@ -269,6 +269,12 @@ static int parse_path(struct parse_ctx *p, const struct key *k, const char *v,
 	}
 	if (!allow_root && strcmp(out, "/") == 0)
 		return bad(p, k, "'/' is not allowed here");
+	/* Whitespace and control characters in a node's paths are mistakes
+	 * (and inih trims the edges, so they would not survive --print-config). */
+	for (const char *c = v; *c; c++)
+		if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
+			return bad(p, k, "'%s' contains whitespace or a control character",
+				   shown(v, sb, sizeof(sb)));
 	return 0;
 }
 
@@ -968,6 +974,21 @@ static void print_value(const struct hpcn_config *c, const struct key *k, FILE *
 	}
 }
 
+static size_t list_len(const struct hpcn_config *c, const struct key *k)
+{
+	switch (k->type) {
+	case K_USERS:
+		return c->allowed_uids.n;
+	case K_GROUPS:
+		return c->allowed_gids.n;
+	case K_MOUNT_POINTS:
+	case K_PREFIXES:
+		return ((const struct hpcn_strv *)cfield(c, k))->n;
+	default:
+		return 0;
+	}
+}
+
 /* A key's value as one string, for comparisons. */
 static char *value_string(const struct hpcn_config *c, const struct key *k)
 {
@@ -998,9 +1019,20 @@ int hpcn_config_dump(const struct hpcn_config *c, FILE *out)
 			fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
 			section = k->section;
 		}
-		fprintf(out, "%s = ", k->name);
-		/* List items on indented lines: inih limits a line to 198 bytes. */
-		print_value(c, k, out, ",\n\t");
+		/* Every list item on a line of its own ("key =" then indented
+		 * continuation lines): inih limits a line to 198 bytes, and an
+		 * item that fit on the line it came from fits there. */
+		if (k->type == K_MOUNT_POINTS || k->type == K_PREFIXES ||
+		    k->type == K_USERS || k->type == K_GROUPS) {
+			fprintf(out, "%s =", k->name);
+			if (list_len(c, k) > 0) {
+				fputs("\n\t", out);
+				print_value(c, k, out, "\n\t");
+			}
+		} else {
+			fprintf(out, "%s = ", k->name);
+			print_value(c, k, out, "");
+		}
 		fputc('\n', out);
 	}
 	if (fflush(out) != 0 || ferror(out))

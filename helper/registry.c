@@ -14,6 +14,8 @@
 
 #define RECORD_SUFFIX ".json"
 #define RECORD_MAX_SIZE 65536
+/* uid_t/gid_t; (uid_t)-1 is "no id", never an owner. */
+#define ID_MAX ((json_int_t)UINT32_MAX - 1)
 
 const char *hpcn_alloc_state_name(enum hpcn_alloc_state s)
 {
@@ -200,11 +202,14 @@ static int copy_str(char *dst, size_t cap, json_t *v, const char *field, bool nu
 	return 0;
 }
 
-static int get_int(json_t *o, const char *field, json_int_t *out, struct hpcn_error *err)
+/* A non-negative integer no larger than max: a uid of 2^32 must not load as
+ * root, nor a pid of 2^32 + 1 as init (found by fuzzing). */
+static int get_int(json_t *o, const char *field, json_int_t max, json_int_t *out,
+		   struct hpcn_error *err)
 {
 	json_t *v = json_object_get(o, field);
 
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
 		return hpcn_error_setf(err, HPCN_E_INTERNAL, NULL,
 				       "registry record: field '%s' missing or invalid", field);
 	*out = json_integer_value(v);
@@ -231,9 +236,11 @@ int hpcn_alloc_from_json(json_t *j, struct hpcn_alloc *a, struct hpcn_error *err
 	v = json_object_get(j, "state");
 	if (!json_is_string(v) || state_from_name(json_string_value(v), &a->state) < 0)
 		return hpcn_error_set(err, HPCN_E_INTERNAL, "registry record: bad state", NULL);
-	if (get_int(j, "uid", &uid, err) < 0 || get_int(j, "gid", &gid, err) < 0 ||
-	    get_int(j, "peer_uid", &peer, err) < 0 || get_int(j, "created_at", &created, err) < 0 ||
-	    get_int(j, "zombie_since", &since, err) < 0 || get_int(j, "pid_holder", &holder, err) < 0)
+	if (get_int(j, "uid", ID_MAX, &uid, err) < 0 || get_int(j, "gid", ID_MAX, &gid, err) < 0 ||
+	    get_int(j, "peer_uid", ID_MAX, &peer, err) < 0 ||
+	    get_int(j, "created_at", INT64_MAX, &created, err) < 0 ||
+	    get_int(j, "zombie_since", INT64_MAX, &since, err) < 0 ||
+	    get_int(j, "pid_holder", INT32_MAX, &holder, err) < 0)
 		return -1;
 	a->uid = (uid_t)uid;
 	a->gid = (gid_t)gid;

@@ -86,7 +86,10 @@ foreach(_t ${HPCN_FUZZ_TARGETS})
     target_link_options(fuzz_${_t} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_libraries(fuzz_${_t} PRIVATE hpcn_fuzz_code)
     # -runs=0: execute every input of the corpus directories once, then stop.
-    add_test(NAME fuzz_replay_${_t} COMMAND fuzz_${_t} -runs=0 ${_corpus} ${_regr})
+    # A failing input is copied under the build tree, not the working directory.
+    add_test(NAME fuzz_replay_${_t} COMMAND fuzz_${_t} -runs=0
+             -artifact_prefix=${CMAKE_BINARY_DIR}/fuzz-artifacts/replay-${_t}-
+             ${_corpus} ${_regr})
   else()
     add_executable(fuzz_replay_${_t} ${HPCN_FUZZ_DIR}/fuzz_${_t}.c ${HPCN_FUZZ_DIR}/replay_main.c)
     target_include_directories(fuzz_replay_${_t} PRIVATE ${HPCN_FUZZ_DIR})

@@ -48,9 +48,26 @@ static void check_record(json_t *j, const struct hpcn_alloc *a)
 	check_number(j, "zombie_since", (long long)a->zombie_since);
 }
 
+static bool same_record(const struct hpcn_alloc *a, const struct hpcn_alloc *b)
+{
+	if (strcmp(a->id, b->id) || strcmp(a->group, b->group) || a->state != b->state ||
+	    a->uid != b->uid || a->gid != b->gid || a->peer_uid != b->peer_uid ||
+	    a->created_at != b->created_at || strcmp(a->scope, b->scope) ||
+	    a->zombie != b->zombie || a->zombie_since != b->zombie_since ||
+	    a->ns_mask != b->ns_mask || a->pid_holder != b->pid_holder ||
+	    a->n_mounts != b->n_mounts)
+		return false;
+	for (size_t i = 0; i < a->n_mounts; i++)
+		if (strcmp(a->mounts[i].key, b->mounts[i].key) ||
+		    strcmp(a->mounts[i].image_path, b->mounts[i].image_path) ||
+		    strcmp(a->mounts[i].mount_point, b->mounts[i].mount_point))
+			return false;
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct hpcn_alloc a, b;     /* ~20 KiB each */
+	struct hpcn_alloc a, b;
 	struct hpcn_error err;
 	json_error_t je;
 	json_t *j, *saved, *back;
@@ -62,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hpcn_error_clear(&err);
 	if (hpcn_alloc_from_json(j, &a, &err) < 0) {
 		FUZZ_CHECK(err.kind != HPCN_E_NONE && err.message[0], "refused silently");
+		/* A half-read record may hold mounts already: the registry frees it. */
+		hpcn_alloc_clear_mounts(&a);
 		json_decref(j);
 		return 0;
 	}
@@ -78,8 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hpcn_error_clear(&err);
 	FUZZ_CHECK(hpcn_alloc_from_json(back, &b, &err) == 0,
 		   "the saved record does not load: %s\n%s", err.message, text);
-	FUZZ_CHECK(memcmp(&a, &b, sizeof(a)) == 0, "the record changed by a save and load\n%s",
-		   text);
+	FUZZ_CHECK(same_record(&a, &b), "the record changed by a save and load\n%s", text);
+	hpcn_alloc_clear_mounts(&b);
+	hpcn_alloc_clear_mounts(&a);
 	json_decref(back);
 	free(text);
 	return 0;

@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+#
+# Helpers for the tests of spank_hpc_node.so (1x-plugin*.bats), on top of
+# lib/cluster.bash and lib/images.bash.
+#
+#   plugin_images              build the test images, export IMG_APP (name app,
+#                              /user-environment), IMG_OTHER (other,
+#                              /user-environment), IMG_TOOLS (tools, /user-tools)
+#   plugin_refused_before_job MSG SRUN-ARGS...
+#                              srun SRUN-ARGS as the test user fails, prints the
+#                              line "srun: error: hpc-node: MSG", and no job
+#                              started (no job id, no prolog)
+#   plugin_wait_no_allocation GROUP   wait (10 s) until the helper has no
+#                              allocation of GROUP (e.g. job_12)
+#   plugin_no_mounts           the helper holds no uenv mount
+#   plugin_no_loop_devices     no loop device is backed by a test image
+
+plugin_images() {
+	local d=$HPCN_T/images
+	make_uenv_image "$d/app.sqfs" app /user-environment || return 1
+	make_uenv_image "$d/other.sqfs" other /user-environment || return 1
+	make_uenv_image "$d/tools.sqfs" tools /user-tools || return 1
+	export IMG_APP=$d/app.sqfs IMG_OTHER=$d/other.sqfs IMG_TOOLS=$d/tools.sqfs
+}
+
+_plugin_prolog_count() {
+	[[ -f $HPCN_MARKERS/prolog.log ]] || { echo 0; return; }
+	wc -l <"$HPCN_MARKERS/prolog.log"
+}
+
+plugin_refused_before_job() {
+	local msg=$1 before out rc
+	shift
+	before=$(_plugin_prolog_count)
+	out=$(as_user srun "$@" 2>&1) && rc=0 || rc=$?
+	if ((rc == 0)); then
+		printf '# srun %s: exit 0, expected a refusal:\n%s\n' "$*" "$out" >&2
+		return 1
+	fi
+	if ! grep -qxF "srun: error: hpc-node: $msg" <<<"$out"; then
+		printf '# srun %s: no line "srun: error: hpc-node: %s" in:\n%s\n' "$*" "$msg" "$out" >&2
+		return 1
+	fi
+	if grep -qE 'job [0-9]+' <<<"$out" || (($(_plugin_prolog_count) != before)); then
+		printf '# srun %s: a job started before the refusal:\n%s\n' "$*" "$out" >&2
+		return 1
+	fi
+}
+
+_plugin_has_allocation() { # group
+	helper_status_json | jq -e --arg g "$1" 'any(.allocations[]; .group == $g)' >/dev/null
+}
+
+plugin_wait_no_allocation() {
+	wait_for -t 10 eval "! _plugin_has_allocation '$1'" || {
+		helper_status_json | jq -c '.allocations' >&2
+		return 1
+	}
+}
+
+plugin_no_mounts() {
+	[[ $(helper_status_json | jq '.mounts | length') == 0 ]]
+}
+
+plugin_no_loop_devices() {
+	local img
+	for img in "$HPCN_T"/images/*.sqfs; do
+		[[ $(count_loop_devices_for "$img") == 0 ]] || return 1
+	done
+}
