@@ -287,19 +287,23 @@ static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_re
 	a->watch = NULL;
 	if (a->scope[0] && h->cgroup_ok) {
 		if (hpcn_cgroup_destroy_scope(&h->cg, a->scope,
-					      (int)h->cfg.kill_timeout_secs * 1000, &e) < 0 &&
-		    e.kind != HPCN_E_CGROUP_NOT_FOUND) {
-			if (!a->zombie) {
-				a->zombie = true;
-				a->zombie_since = (int64_t)time(NULL);
-				hpcn_audit(HPCN_AUDIT_CGROUP_KILL_FAILED, HPCN_AUDIT_FAILURE, who,
-					   a->id, "%s", e.message);
+					      (int)h->cfg.kill_timeout_secs * 1000, &e) < 0) {
+			/* Not found: named ahead (write-ahead) but never made. */
+			if (e.kind != HPCN_E_CGROUP_NOT_FOUND) {
+				if (!a->zombie) {
+					a->zombie = true;
+					a->zombie_since = (int64_t)time(NULL);
+					hpcn_audit(HPCN_AUDIT_CGROUP_KILL_FAILED,
+						   HPCN_AUDIT_FAILURE, who, a->id, "%s",
+						   e.message);
+				}
+				*err = e;
+				return -1;
 			}
-			*err = e;
-			return -1;
+		} else {
+			hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id,
+				   "%s", a->scope);
 		}
-		hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id, "%s",
-			   a->scope);
 		a->scope[0] = '\0';
 		a->zombie = false;
 		if (a->group[0]) {
@@ -589,8 +593,14 @@ void hpcn_handle_namespace_request(struct hpcn_helper *h, struct hpcn_conn *c,
 	a->uid = r->has_uid ? r->uid : c->peer.uid;
 	a->gid = r->has_uid ? r->gid : c->peer.gid;
 	a->peer_uid = c->peer.uid;
-	/* Write-ahead: a crash from here on leaves a "creating" record, whose
-	 * leftovers the next start removes. */
+	/* Write-ahead, the scope's path included: a crash from here on leaves
+	 * a "creating" record naming every leftover the next start removes (a
+	 * scope made before the next save would otherwise be named by none). */
+	if (h->cgroup_ok && hpcn_cgroup_scope_path(a->group[0] ? a->group : NULL, a->id, a->scope,
+						   sizeof(a->scope), &err) < 0) {
+		a->scope[0] = '\0';
+		goto undo;
+	}
 	if (hpcn_registry_save(&h->reg, a, &err) < 0)
 		goto undo;
 	if (create_alloc(h, c, a, r, fds, nfds, &warnings, &err) < 0)

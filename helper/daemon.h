@@ -55,6 +55,8 @@ struct hpcn_helper {
 
 	struct hpcn_conn *conns;
 	size_t n_conns;
+	sd_event_source *accept_resume;  /* armed while accept(2) lacks descriptors */
+	uint64_t accept_warned_ms;       /* last warning about it (rate limit) */
 	sd_event_source *reconcile_timer;
 
 	struct {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +27,13 @@
 #define HPCN_MAX_CONNECTIONS 4096
 /* A client that does not read its reply for this long is dropped. */
 #define HPCN_SEND_TIMEOUT_MS 2000
+/* Out of descriptors, accepting pauses this long (or until a client leaves). */
+#define HPCN_ACCEPT_PAUSE_MS 100
+/* ... and says so at most this often. */
+#define HPCN_ACCEPT_WARN_INTERVAL_MS 10000
+/* Descriptors besides the clients': listening socket, cgroups, namespaces,
+ * mounts in progress. */
+#define HPCN_FD_RESERVE 256
 
 static void conn_free(struct hpcn_conn *c)
 {
@@ -37,6 +45,9 @@ static void conn_free(struct hpcn_conn *c)
 			break;
 		}
 	h->n_conns--;
+	/* A descriptor is free again: accept the clients waiting for one now. */
+	if (h->accept_resume)
+		sd_event_source_set_time_relative(h->accept_resume, 0);
 	hpcn_allocs_conn_closed(h, c);
 	sd_event_source_disable_unref(c->src);
 	if (c->fd >= 0)
@@ -243,6 +254,41 @@ closed:
 	return 0;
 }
 
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	sd_event_source *listen_src = userdata;
+	struct hpcn_helper *h = sd_event_source_get_userdata(listen_src);
+
+	h->accept_resume = sd_event_source_disable_unref(h->accept_resume);
+	sd_event_source_set_enabled(listen_src, SD_EVENT_ON);
+	return 0;
+}
+
+/*
+ * accept(2) failed for want of descriptors or memory: the pending
+ * connection stays in the backlog and the socket stays readable, so going
+ * on would spin (and log) until a descriptor frees up. Pause accepting
+ * instead; the waiting clients are served once a descriptor is free.
+ */
+static void pause_accepting(struct hpcn_helper *h, sd_event_source *s, int e)
+{
+	uint64_t now = hpcn_now_ms();
+
+	if (h->accept_resume)
+		return;
+	if (!h->accept_warned_ms || now - h->accept_warned_ms >= HPCN_ACCEPT_WARN_INTERVAL_MS) {
+		h->accept_warned_ms = now;
+		hpcn_log_warning("accept on %s: %s with %zu client(s) connected; new clients wait "
+				 "until one leaves", h->cfg.socket_path, strerror(e), h->n_conns);
+	}
+	if (sd_event_add_time_relative(h->event, &h->accept_resume, CLOCK_MONOTONIC,
+				       HPCN_ACCEPT_PAUSE_MS * 1000ULL, 0, on_accept_resume, s) < 0) {
+		h->accept_resume = NULL;
+		return; /* cannot pause: keep accepting rather than stop for good */
+	}
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct hpcn_helper *h = userdata;
@@ -254,7 +300,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				pause_accepting(h, s, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				hpcn_log_warning("accept on %s: %s", h->cfg.socket_path,
 						 strerror(errno));
 			return 0;
@@ -474,6 +523,24 @@ out:
 	return 0;
 }
 
+/* Room for HPCN_MAX_CONNECTIONS clients: the usual soft limit of 1024
+ * would make the connection limit unreachable. Never above the hard limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t want = HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		hpcn_log_warning("cannot raise the descriptor limit to %lu: %s",
+				 (unsigned long)rl.rlim_cur, strerror(errno));
+	else if (rl.rlim_cur < want)
+		hpcn_log_notice("descriptor limit %lu (hard): fewer than %d clients at once",
+				(unsigned long)rl.rlim_cur, HPCN_MAX_CONNECTIONS);
+}
+
 int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 		     struct hpcn_error *err)
 {
@@ -520,6 +587,7 @@ int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 	 * the listen backlog and are served once we are ready, queued rather
 	 * than refused (the contract's readiness rule).
 	 */
+	raise_fd_limit();
 	if (open_socket(h, err) < 0)
 		return -1;
 	if (sd_event_add_io(h->event, NULL, h->listen_fd, EPOLLIN, on_accept, h) < 0)
@@ -570,6 +638,7 @@ void hpcn_helper_free(struct hpcn_helper *h)
 		h->reg.v[i]->watch = NULL;
 	}
 	sd_event_source_disable_unref(h->reconcile_timer);
+	h->accept_resume = sd_event_source_disable_unref(h->accept_resume);
 	if (h->listen_fd >= 0) {
 		close(h->listen_fd);
 		if (!h->socket_activated)

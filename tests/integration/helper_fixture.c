@@ -186,7 +186,22 @@ static pid_t spawn_conf(struct hfx *fx, const char *log_path)
 		if (logfd >= 0 && dup2(logfd, STDERR_FILENO) < 0)
 			_exit(126);
 		close_range(3, ~0u, 0);
-		execl(bin, bin, "-f", "-c", fx->conf, (char *)NULL);
+		if (fx->exec_prefix) {
+			const char *argv[64];
+			size_t n = 0;
+
+			for (; fx->exec_prefix[n] && n < 59; n++)
+				argv[n] = fx->exec_prefix[n];
+			argv[n++] = bin;
+			argv[n++] = "-f";
+			argv[n++] = "-c";
+			argv[n++] = fx->conf;
+			argv[n] = NULL;
+			execv(argv[0], (char *const *)argv);
+			bin = argv[0];
+		} else {
+			execl(bin, bin, "-f", "-c", fx->conf, (char *)NULL);
+		}
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}

@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc-node-helper end to end, faults and hostile clients:
+ *  - a client that leaves in the middle of the handoff (request sent, reply
+ *    never read): the allocation exists, is visible and endable, and the
+ *    helper keeps no descriptor or mount of the half-done exchange;
+ *  - clients that send a record with 8 descriptors and leave: the helper
+ *    closes every one of them;
+ *  - a full state directory (ENOSPC on a tiny tmpfs): a clear error, nothing
+ *    half made; once space is back requests work and a restart finds an
+ *    intact registry;
+ *  - the helper under valgrind through a short scenario: no error, no leak.
+ * Loop device exhaustion is not tested: on this kernel LOOP_CTL_GET_FREE
+ * adds devices beyond max_loop, so the pool cannot be exhausted without
+ * disturbing the node.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <hpcnode/client.h>
+#include <hpcnode/hpcnode.h>
+#include <hpcnode/wire.h>
+
+#include "helper_fixture.h"
+#include "sqfs_fixture.h"
+
+/* Set by --valgrind PATH: the only test then run. */
+static const char *valgrind_path;
+
+struct ctx {
+	struct hfx fx;
+	struct sqfs_fixture sq;
+	char image[PATH_MAX];
+	int loops_before;
+};
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -1;
+	*state = c;
+	c->loops_before = sqfs_count_loops();
+	if (hfx_setup(&c->fx) < 0 || sqfs_fixture_init(&c->sq) < 0 ||
+	    sqfs_fixture_make_image(&c->sq, "faults", "HELLO-F", c->image, sizeof(c->image)) < 0)
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	if (!c)
+		return 0;
+	hfx_teardown(&c->fx);
+	sqfs_fixture_cleanup(&c->sq);
+	if (!sqfs_wait_loop_count(c->loops_before, 5000))
+		fprintf(stderr, "loop devices: %d before, %d after\n", c->loops_before,
+			sqfs_count_loops());
+	free(c);
+	return 0;
+}
+
+static int count_fds(pid_t pid)
+{
+	char p[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+	d = opendir(p);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool fds_at_most(struct hfx *fx, const void *arg)
+{
+	return count_fds(fx->pid) <= *(const int *)arg;
+}
+
+static int count_entries(const char *path)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool dir_has_suffix(const char *path, const char *suffix)
+{
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, suffix))
+			found = true;
+	closedir(d);
+	return found;
+}
+
+static bool alloc_visible(struct hfx *fx, const void *arg)
+{
+	json_t *st = hfx_status(fx);
+	bool found = st && hfx_status_alloc(st, arg);
+
+	json_decref(st);
+	return found;
+}
+
+static void show_fds(pid_t pid)
+{
+	char p[64], target[PATH_MAX], link[PATH_MAX + 64];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+	d = opendir(p);
+	while (d && (de = readdir(d))) {
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", p, de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "  helper fd %s -> %s\n", de->d_name, target);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int request_img(struct ctx *c, const char *id, struct hpcn_error *err);
+
+/* The helper's descriptors with one live allocation "warm-up", so that
+ * those it opens lazily and shares between allocations exist (sd-event's
+ * one inotify descriptor for every scope watch). */
+static int baseline_fds(struct ctx *c)
+{
+	struct hpcn_error err;
+
+	if (request_img(c, "warm-up", &err) < 0)
+		fail_msg("warm-up allocation: %s", err.message);
+	hfx_sleep_ms(100);
+	return count_fds(c->fx.pid);
+}
+
+static void end_warm_up(struct ctx *c, int baseline)
+{
+	struct hpcn_error err;
+
+	if (hfx_end(&c->fx, "warm-up", &err) < 0)
+		fail_msg("ending warm-up: %s", err.message);
+	/* With no allocation left, fewer than with one. */
+	baseline--;
+	if (!hfx_wait_for(fds_at_most, &c->fx, &baseline, HFX_TIMEOUT_MS)) {
+		show_fds(c->fx.pid);
+		fail_msg("%d descriptors with no allocation, %d with one", count_fds(c->fx.pid),
+			 baseline + 1);
+	}
+}
+
+/* Send msg with FDs on a new connection and close it without reading. */
+static void send_and_leave(struct hfx *fx, struct hpcn_msg *msg, const int *fds, size_t nfds)
+{
+	struct hpcn_error err;
+	int sock = hfx_connect(fx);
+
+	assert_true(sock >= 0);
+	if (hpcn_send_msg(sock, msg, fds, nfds, &err) < 0)
+		fail_msg("sending %s: %s", hpcn_tag_name(msg->tag), err.message);
+	close(sock);
+}
+
+static bool scrubbed(struct hfx *fx, const void *arg)
+{
+	const struct ctx *c = arg;
+
+	return hfx_count_mounts_under(fx->mount_base) == 0 && hfx_count_loops_of(c->image) == 0;
+}
+
+static void assert_no_trace_of(struct ctx *c, const char *id)
+{
+	struct hfx *fx = &c->fx;
+	char p[PATH_MAX * 2];
+
+	snprintf(p, sizeof(p), "%s/ns/%s", fx->state, id);
+	if (hfx_exists(p))
+		fail_msg("namespace pins of %s are left: %s", id, p);
+	snprintf(p, sizeof(p), "%s/allocations/%s.json", fx->state, id);
+	if (hfx_exists(p))
+		fail_msg("record of %s is left: %s", id, p);
+	snprintf(p, sizeof(p), "workload.slice/%s.scope", id);
+	{
+		char full[PATH_MAX * 2];
+
+		hfx_cg_path(fx, p, full, sizeof(full));
+		if (hfx_exists(full))
+			fail_msg("scope of %s is left: %s", id, full);
+	}
+}
+
+/* ---- clients that leave mid-exchange ---- */
+
+static void test_client_leaves_mid_handoff(void **state)
+{
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	struct hpcn_error err;
+	struct hpcn_msg m;
+	char p[PATH_MAX * 2];
+	json_t *st, *a, *mnt;
+	int baseline;
+
+	assert_int_equal(hfx_start(fx), 0);
+	baseline = baseline_fds(c);
+	assert_true(baseline > 0);
+
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
+	m.seq = 3;
+	m.u.ns_request.allocation_id = strdup("gone-1");
+	m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = HPCN_NS_MOUNT;
+	m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = HPCN_NS_NET;
+	m.u.ns_request.uenv_image = strdup(c->image);
+	send_and_leave(fx, &m, NULL, 0);
+	hpcn_msg_free(&m);
+
+	/* Made anyway (the tasks may still come), and nobody's client. */
+	if (!hfx_wait_for(alloc_visible, fx, "gone-1", HFX_TIMEOUT_MS))
+		fail_msg("the allocation of the client that left never showed up");
+	st = hfx_status(fx);
+	a = hfx_status_alloc(st, "gone-1");
+	assert_non_null(a);
+	assert_string_equal(json_string_value(json_object_get(a, "state")) ?: "", "active");
+	assert_false(json_is_true(json_object_get(a, "client_connected")));
+	mnt = hfx_status_mount_of(st, c->image);
+	assert_non_null(mnt);
+	/* gone-1 and warm-up */
+	assert_int_equal(json_integer_value(json_object_get(mnt, "refcount")), 2);
+	json_decref(st);
+	assert_int_equal(hfx_count_mounts_under(fx->mount_base), 1);
+	assert_int_equal(hfx_count_loops_of(c->image), 1);
+	snprintf(p, sizeof(p), "%s/ns/gone-1", fx->state);
+	assert_true(hfx_exists(p));
+	/* The namespace FDs it could not deliver are closed, the connection too. */
+	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_TIMEOUT_MS)) {
+		show_fds(fx->pid);
+		fail_msg("the helper holds %d descriptors after the client left, %d before",
+			 count_fds(fx->pid), baseline);
+	}
+
+	/* Endable like any other; then nothing of it is left. */
+	if (hfx_end(fx, "gone-1", &err) < 0)
+		fail_msg("AllocationEnded gone-1: %s", err.message);
+	assert_no_trace_of(c, "gone-1");
+	end_warm_up(c, baseline);
+	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
+		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
+			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
+}
+
+/* Did every write end the helper got die (the reader sees EOF)? */
+static bool all_hung_up(const int *rd, size_t n, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 20) {
+		size_t hup = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			struct pollfd pf = { .fd = rd[i], .events = POLLIN };
+
+			hup += poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP);
+		}
+		if (hup == n)
+			return true;
+		hfx_sleep_ms(20);
+	}
+	return false;
+}
+
+static void test_eight_fds_then_leave(void **state)
+{
+	static const enum hpcn_tag tags[] = {
+		HPCN_TAG_NAMESPACE_REQUEST, HPCN_TAG_ATTACH, HPCN_TAG_STATUS_REQUEST,
+	};
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	struct hpcn_error err;
+	int baseline;
+
+	assert_int_equal(hfx_start(fx), 0);
+	baseline = baseline_fds(c);
+
+	for (size_t k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
+		int rd[HPCN_MAX_MESSAGE_FDS], wr[HPCN_MAX_MESSAGE_FDS];
+		struct hpcn_msg m;
+
+		for (int i = 0; i < HPCN_MAX_MESSAGE_FDS; i++) {
+			int p[2];
+
+			assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+			rd[i] = p[0];
+			wr[i] = p[1];
+		}
+		hpcn_msg_init(&m, tags[k]);
+		m.seq = 11;
+		if (tags[k] == HPCN_TAG_NAMESPACE_REQUEST) {
+			/* Takes FDs, uses none of these: a scope-only allocation. */
+			m.u.ns_request.allocation_id = strdup("fds-8");
+		} else if (tags[k] == HPCN_TAG_ATTACH) {
+			m.u.attach.allocation_id = strdup("fds-8");
+			m.u.attach.pid = getpid();
+			m.u.attach.pidfd_index = 7;
+		} else {
+			m.u.json = strdup("{}");
+		}
+		send_and_leave(fx, &m, wr, HPCN_MAX_MESSAGE_FDS);
+		hpcn_msg_free(&m);
+		hpcn_close_fds(wr, HPCN_MAX_MESSAGE_FDS);
+		/* Only the helper's copies keep the pipes open now. */
+		if (!all_hung_up(rd, HPCN_MAX_MESSAGE_FDS, HFX_TIMEOUT_MS))
+			fail_msg("%s with 8 FDs: the helper kept some of them open",
+				 hpcn_tag_name(tags[k]));
+		hpcn_close_fds(rd, HPCN_MAX_MESSAGE_FDS);
+		if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_TIMEOUT_MS)) {
+			show_fds(fx->pid);
+			fail_msg("%s with 8 FDs: the helper holds %d descriptors, %d before",
+				 hpcn_tag_name(tags[k]), count_fds(fx->pid), baseline);
+		}
+	}
+	/* The request that was served made its allocation; it ends cleanly. */
+	assert_true(alloc_visible(fx, "fds-8"));
+	if (hfx_end(fx, "fds-8", &err) < 0)
+		fail_msg("AllocationEnded fds-8: %s", err.message);
+	assert_no_trace_of(c, "fds-8");
+	end_warm_up(c, baseline);
+}
+
+/* ---- a full state directory ---- */
+
+static int request_img(struct ctx *c, const char *id, struct hpcn_error *err)
+{
+	struct hpcn_namespace_response r;
+	int fds[HPCN_NS__COUNT];
+	struct hpcn_msg m;
+	int rv;
+
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
+	m.u.ns_request.allocation_id = strdup(id);
+	m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = HPCN_NS_MOUNT;
+	m.u.ns_request.uenv_image = strdup(c->image);
+	rv = hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &m.u.ns_request, NULL, 0, &r,
+				     fds, err);
+	hpcn_msg_free(&m);
+	if (rv == 0) {
+		hpcn_close_fds(fds, HPCN_NS__COUNT);
+		hpcn_namespace_response_free(&r);
+	}
+	return rv;
+}
+
+/* Fill the file system of fd's file; returns the bytes written. */
+static off_t fill(int fd)
+{
+	static const char page[4096];
+	off_t total = 0;
+
+	for (;;) {
+		ssize_t n = write(fd, page, sizeof(page));
+
+		if (n <= 0)
+			break;
+		total += n;
+	}
+	assert_int_equal(errno, ENOSPC);
+	return total;
+}
+
+static void assert_nothing_half_made(struct ctx *c, const char *id)
+{
+	struct hfx *fx = &c->fx;
+	char p[PATH_MAX * 2];
+	json_t *st = hfx_status(fx), *m;
+
+	assert_non_null(st);
+	if (hfx_status_alloc(st, id))
+		fail_msg("%s exists although its creation failed", id);
+	/* The image may wait out its hold time, but nobody holds it. */
+	m = hfx_status_mount_of(st, c->image);
+	if (m) {
+		assert_int_equal(json_integer_value(json_object_get(m, "refcount")), 0);
+		assert_false(json_is_null(json_object_get(m, "hold_remaining_secs")));
+	}
+	json_decref(st);
+	assert_no_trace_of(c, id);
+	snprintf(p, sizeof(p), "%s/allocations", fx->state);
+	assert_false(dir_has_suffix(p, ".tmp"));
+	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
+		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
+			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
+}
+
+static void test_state_dir_full(void **state)
+{
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	char filler[PATH_MAX + 16], p[PATH_MAX * 2];
+	struct hpcn_error err;
+	json_t *st;
+	off_t size;
+	int fd;
+
+	/* The state directory on a file system of its own, 64 KiB. */
+	assert_int_equal(mkdir(fx->state, 0700), 0);
+	if (mount("hpcn-test-state", fx->state, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=64k,mode=0700") < 0)
+		fail_msg("mount tmpfs on %s: %s", fx->state, strerror(errno));
+	assert_int_equal(hfx_start(fx), 0);
+
+	/* Completely full: the write-ahead record cannot be written. */
+	snprintf(filler, sizeof(filler), "%s/filler", fx->state);
+	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	size = fill(fd);
+	assert_true(size > 0);
+	assert_int_equal(request_img(c, "full-1", &err), -1);
+	fprintf(stderr, "state dir full: %s\n", err.message);
+	if (!strstr(err.message, "registry record") || !strstr(err.message, "No space left"))
+		fail_msg("unclear error for a full state directory: %s", err.message);
+	assert_nothing_half_made(c, "full-1");
+
+	/* One page free: the first record fits, the last save fails, after the
+	 * scope, the namespaces and the mount were made. All of it goes. */
+	assert_int_equal(ftruncate(fd, size - 4096), 0);
+	assert_int_equal(request_img(c, "full-2", &err), -1);
+	fprintf(stderr, "state dir nearly full: %s\n", err.message);
+	if (!strstr(err.message, "No space left"))
+		fail_msg("unclear error for a full state directory: %s", err.message);
+	/* It failed late: the scope and the mount had been made. */
+	assert_int_equal(hfx_audit_count(fx, "cgroup.create", "full-2", NULL), 1);
+	assert_int_equal(hfx_audit_count(fx, "mount.acquire", "full-2", NULL), 1);
+	assert_int_equal(hfx_audit_count(fx, "namespace.cleanup", "full-2", NULL), 1);
+	assert_nothing_half_made(c, "full-2");
+
+	/* Space again: it works. */
+	close(fd);
+	assert_int_equal(unlink(filler), 0);
+	if (request_img(c, "full-3", &err) < 0)
+		fail_msg("NamespaceRequest with space again: %s", err.message);
+
+	/* Ending needs no space (the record goes). */
+	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	fill(fd);
+	if (request_img(c, "full-4", &err) == 0)
+		fail_msg("full-4 was created in a full state directory");
+	close(fd);
+	assert_int_equal(unlink(filler), 0);
+	if (request_img(c, "full-4", &err) < 0)
+		fail_msg("full-4 with space again: %s", err.message);
+	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	fill(fd);
+	if (hfx_end(fx, "full-4", &err) < 0)
+		fail_msg("AllocationEnded in a full state directory: %s", err.message);
+	close(fd);
+	assert_int_equal(unlink(filler), 0);
+
+	/* A restart finds the registry intact: full-3 only, nothing quarantined. */
+	assert_true(WIFSIGNALED(hfx_stop(fx, SIGKILL, HFX_TIMEOUT_MS)));
+	assert_int_equal(hfx_start(fx), 0);
+	st = hfx_status(fx);
+	assert_non_null(st);
+	assert_int_equal(hfx_status_n_allocs(st), 1);
+	assert_non_null(hfx_status_alloc(st, "full-3"));
+	assert_string_equal(json_string_value(json_object_get(hfx_status_alloc(st, "full-3"),
+							      "state")) ?: "", "active");
+	assert_int_equal(json_integer_value(json_object_get(hfx_status_mount_of(st, c->image),
+							    "refcount")), 1);
+	json_decref(st);
+	snprintf(p, sizeof(p), "%s/allocations", fx->state);
+	assert_int_equal(count_entries(p), 1);
+	assert_false(dir_has_suffix(p, ".corrupt"));
+	assert_false(dir_has_suffix(p, ".tmp"));
+	assert_no_trace_of(c, "full-4");
+	if (hfx_end(fx, "full-3", &err) < 0)
+		fail_msg("AllocationEnded full-3: %s", err.message);
+	assert_no_trace_of(c, "full-3");
+}
+
+/* ---- the helper under valgrind ---- */
+
+static void test_under_valgrind(void **state)
+{
+	const char *const vg[] = {
+		valgrind_path, "--quiet", "--leak-check=full", "--error-exitcode=99",
+		"--track-fds=yes", "--errors-for-leak-kinds=definite,possible", NULL, NULL,
+	};
+	const char *argv[8];
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	char vglog[PATH_MAX + 32];
+	struct hpcn_msg req, resp;
+	struct hpcn_error err;
+	json_t *st;
+	pid_t sleeper;
+	int sock, status;
+
+	if (!valgrind_path || access(valgrind_path, X_OK) < 0)
+		fail_msg("valgrind (%s) is missing (Debian package valgrind)",
+			 valgrind_path ? valgrind_path : "not found by cmake");
+	snprintf(vglog, sizeof(vglog), "--log-file=%s/valgrind.log", fx->dir);
+	memcpy(argv, vg, sizeof(argv));
+	argv[6] = vglog;
+	fx->exec_prefix = argv;
+	if (hfx_start(fx) < 0)
+		fail_msg("the helper did not start under valgrind");
+	{
+		char exe[64], target[PATH_MAX];
+		ssize_t n;
+
+		/* Really under valgrind: its tool is the process's executable. */
+		snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)fx->pid);
+		n = readlink(exe, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		if (!strstr(target, "memcheck"))
+			fail_msg("the helper runs as %s, not under valgrind's memcheck", target);
+	}
+
+	/* ping */
+	sock = hfx_connect(fx);
+	assert_true(sock >= 0);
+	hpcn_msg_init(&req, HPCN_TAG_HELLO);
+	req.seq = 1;
+	req.u.hello.min_version = 1;
+	req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
+	req.u.hello.software = strdup("test");
+	if (hfx_call(sock, &req, NULL, 0, &resp, NULL, NULL, &err) < 0)
+		fail_msg("Hello: %s", err.message);
+	assert_int_equal(resp.tag, HPCN_TAG_HELLO);
+	hpcn_msg_free(&req);
+	hpcn_msg_free(&resp);
+
+	/* an allocation without namespaces or images (valgrind lacks
+	 * open_tree/pidfd_open), one process attached to its scope */
+	hpcn_msg_init(&req, HPCN_TAG_NAMESPACE_REQUEST);
+	req.seq = 2;
+	req.u.ns_request.allocation_id = strdup("vg-1");
+	if (hfx_call(sock, &req, NULL, 0, &resp, NULL, NULL, &err) < 0)
+		fail_msg("NamespaceRequest: %s", err.message);
+	assert_int_equal(resp.tag, HPCN_TAG_NAMESPACE_RESPONSE);
+	hpcn_msg_free(&req);
+	hpcn_msg_free(&resp);
+	sleeper = hfx_fork_sleeper(fx);
+	if (hfx_attach(fx, "vg-1", sleeper, &err) < 0)
+		fail_msg("Attach: %s", err.message);
+	assert_true(hfx_cg_has_pid(fx, "workload.slice/vg-1.scope", sleeper));
+	st = hfx_status(fx);
+	assert_non_null(st);
+	assert_int_equal(hfx_status_n_allocs(st), 1);
+	json_decref(st);
+
+	/* a bad record: an Error, the connection stays */
+	{
+		static const char bad[] = "hello";
+
+		if (hfx_raw(sock, bad, sizeof(bad) - 1, NULL, 0, &resp, &err) < 0)
+			fail_msg("bad record: %s", err.message);
+		assert_int_equal(resp.tag, HPCN_TAG_ERROR);
+		hpcn_msg_free(&resp);
+	}
+	close(sock);
+
+	/* end: the process dies with its scope */
+	if (hfx_end(fx, "vg-1", &err) < 0)
+		fail_msg("AllocationEnded: %s", err.message);
+	status = hfx_wait_child(sleeper, HFX_TIMEOUT_MS);
+	assert_true(status != -1 && WIFSIGNALED(status));
+
+	/* SIGTERM: a clean exit, every byte freed */
+	status = hfx_stop(fx, SIGTERM, 30000);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char line[1024];
+		FILE *f = fopen(vglog + strlen("--log-file="), "re");
+
+		while (f && fgets(line, sizeof(line), f))
+			fputs(line, stderr);
+		if (f)
+			fclose(f);
+		fail_msg("the helper under valgrind ended with status %#x (exit 99: errors "
+			 "or leaks, see above)", status);
+	}
+	/* --track-fds: nothing left open at exit but the standard streams and
+	 * valgrind's own log. */
+	{
+		char line[1024];
+		FILE *f = fopen(vglog + strlen("--log-file="), "re");
+		int left = 0;
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, "Open file descriptor") && !strstr(line, "valgrind.log")) {
+				fputs(line, stderr);
+				left++;
+			}
+		fclose(f);
+		if (left)
+			fail_msg("the helper left %d descriptor(s) open at exit", left);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest faults[] = {
+		cmocka_unit_test_setup_teardown(test_client_leaves_mid_handoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eight_fds_then_leave, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_dir_full, setup, teardown),
+	};
+	const struct CMUnitTest vg[] = {
+		cmocka_unit_test_setup_teardown(test_under_valgrind, setup, teardown),
+	};
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_helper_faults needs root (label root)\n");
+		return 1;
+	}
+	if (getenv("HPCN_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("HPCN_TEST_FILTER"));
+	if (argc == 3 && strcmp(argv[1], "--valgrind") == 0) {
+		valgrind_path = argv[2];
+		return cmocka_run_group_tests_name("test_helper_valgrind", vg, NULL, NULL);
+	}
+	if (argc != 1) {
+		fprintf(stderr, "usage: %s [--valgrind PATH]\n", argv[0]);
+		return 2;
+	}
+	return cmocka_run_group_tests_name("test_helper_faults", faults, NULL, NULL);
+}
