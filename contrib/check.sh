@@ -69,9 +69,10 @@ run_suite "$build" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ $sanitize -eq 1 ]; then
 	# The Slurm tests load the plugin into Slurm's own (uninstrumented)
 	# daemons, where the ASan runtime cannot be first: they run above only.
-	# valgrind does not mix with ASan either.
+	# valgrind does not mix with ASan either, and benchmarks of a sanitized
+	# build mean nothing (the bench also starts a Slurm).
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		run_suite "$build_asan" "-LE slurm|valgrind" -DCMAKE_BUILD_TYPE=Debug -DHPCN_SANITIZE=ON
+		run_suite "$build_asan" "-LE slurm|valgrind|bench" -DCMAKE_BUILD_TYPE=Debug -DHPCN_SANITIZE=ON
 fi
 log "all tests passed"

@@ -69,3 +69,34 @@ plugin_no_loop_devices() {
 		[[ $(count_loop_devices_for "$img") == 0 ]] || return 1
 	done
 }
+
+# Sanitizer builds (HPCN_SLURM_PRELOAD set): slurmd runs the job prolog and
+# epilog SPANK hooks in "slurmstepd spank prolog|epilog" with an environment
+# of its own making, without LD_PRELOAD, and an instrumented plugin aborts
+# there ("ASan runtime does not come first"), which drains the node. So
+# slurmd runs in a mount namespace of its own where /usr/sbin/slurmstepd is
+# a wrapper that preloads the runtimes (the host sees nothing of it; the
+# namespace goes with slurmd and its slurmstepds). Replaces
+# cluster.bash's _cl_start_slurmd for the files that load this one.
+if [[ -n ${HPCN_SLURM_PRELOAD:-} ]]; then
+	_cl_start_slurmd() {
+		local real=$HPCN_T/slurmstepd.real wrap=$HPCN_T/slurmstepd-preload
+		local stepd pre=()
+		mapfile -t pre < <(_cl_preload_env)
+		stepd=$(command -v slurmstepd || echo /usr/sbin/slurmstepd)
+		{
+			echo '#!/bin/sh'
+			printf 'export %q\n' "${pre[@]}"
+			printf 'exec %q "$@"\n' "$real"
+		} >"$wrap"
+		chmod 0755 "$wrap"
+		: >"$real"
+		unshare --mount --propagation slave sh -c '
+			mount --bind "$1" "$2" && mount --bind "$3" "$1" || exit 1
+			shift 3
+			exec "$@"' _ "$stepd" "$real" "$wrap" \
+			env "${pre[@]}" slurmd -D -f "$SLURM_CONF" -N localhost \
+			</dev/null >>"$HPCN_LOGS/slurmd.stderr" 2>&1 3>&- &
+		echo $! >"$HPCN_T/pids/slurmd"
+	}
+fi
