@@ -51,6 +51,7 @@ struct hpcn_spank_ctx {
 	gid_t gid;
 	int ns_fds[HPCN_NS__COUNT];          /* by enum hpcn_ns_type, -1 when absent */
 	bool from_helper;                    /* else the local fallback made them */
+	char fallback_reason[1024];          /* why the fallback was used, "" if not */
 	bool released;
 	uint32_t local_tasks;
 	uint32_t exited_tasks;

@@ -5,6 +5,7 @@
  * sbatch); the command line wins. Checked in srun/sbatch/salloc before the
  * job starts; the remote side parses the same string again.
  */
+#include <errno.h> /* program_invocation_short_name */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,9 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 	bool batch = remote && spank_get_item(sp, S_JOB_STEPID, &stepid) == ESPANK_SUCCESS &&
 		     stepid == SLURM_BATCH_SCRIPT;
 
-	if (spank_context() == S_CTX_ALLOCATOR || batch) {
+	/* salloc is an allocator too, but its steps read SLURM_UENV. */
+	if ((spank_context() == S_CTX_ALLOCATOR &&
+	     strcmp(program_invocation_short_name, "salloc") != 0) || batch) {
 		uvar = "SBATCH_UENV";
 		vvar = "SBATCH_UENV_VIEW";
 	}

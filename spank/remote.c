@@ -183,6 +183,8 @@ int hpcn_remote_init_post_opt(spank_t sp)
 			return 0;
 		}
 		hpcn_ctx.ns_fds[HPCN_NS_MOUNT] = mnt;
+		snprintf(hpcn_ctx.fallback_reason, sizeof(hpcn_ctx.fallback_reason), "%s",
+			 err.message);
 		return 0;
 	}
 	defer_error(&err);
@@ -326,6 +328,15 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 				    strerror(errno));
 			return -1;
 		}
+	}
+	if (hpcn_ctx.fallback_reason[0]) {
+		uint32_t rank = 1;
+
+		/* The user is told too, once per step (rank 0's stderr). */
+		if (spank_get_item(sp, S_TASK_GLOBAL_ID, &rank) == ESPANK_SUCCESS && rank == 0)
+			slurm_error(PLUGIN_NAME ": warning: %s; fallback=local: the images are "
+				    "mounted in a private namespace of this step (reduced isolation)",
+				    hpcn_ctx.fallback_reason);
 	}
 	if (hpcn_ctx.args.cgroup && hpcn_ctx.from_helper && attach_to_scope(&err) < 0) {
 		slurm_error(PLUGIN_NAME ": %s: %s", hpcn_ctx.allocation_id, err.message);

@@ -5,7 +5,7 @@
 # and restarted under a running step, slurmstepd killed mid-step, the helper
 # absent (the step fails, or fallback=local builds the namespace itself);
 # and the admin's options: namespaces=mount,pid,net and cgroup=on.
-# shellcheck disable=SC2016 # $VARS in single quotes are for the jobs
+# shellcheck disable=SC2016,SC2154 # $VARS in single quotes are for the jobs; bats sets $stderr
 
 bats_require_minimum_version 1.5.0
 
@@ -36,6 +36,7 @@ setup() {
 
 teardown() {
 	cluster_dump_logs_on_failure
+	plugin_cancel_jobs
 }
 
 _running_step_pid() { # jobid.stepid -> pid of its slurmstepd
@@ -128,6 +129,8 @@ $(uenv_hello_marker app 1)
 $(uenv_hello_marker tools t)
 $(uenv_hello_marker tools t)" ]
 	grep -q "fallback=local: mounting the images in a private namespace" "$HPCN_LOGS/slurmd.log"
+	# The user is told once (rank 0), naming the cause.
+	[ "$(grep -c 'hpc-node: warning: handoff socket unavailable: .*: No such file or directory; fallback=local: the images are mounted in a private namespace of this step (reduced isolation)$' <<<"$stderr")" -eq 1 ]
 	# The namespace went with the step: no loop device, no mount on the host.
 	wait_for -t 5 plugin_no_loop_devices
 	! grep -qE ' /user-(environment|tools) .* - squashfs ' /proc/self/mountinfo || false

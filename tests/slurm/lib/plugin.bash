@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2016
 #
 # Helpers for the tests of spank_hpc_node.so (1x-plugin*.bats), on top of
 # lib/cluster.bash and lib/images.bash.
@@ -15,6 +15,7 @@
 #                              allocation of GROUP (e.g. job_12)
 #   plugin_no_mounts           the helper holds no uenv mount
 #   plugin_no_loop_devices     no loop device is backed by a test image
+#   plugin_cancel_jobs         cancel the test user's jobs, wait until none is left
 
 plugin_images() {
 	local d=$HPCN_T/images
@@ -85,9 +86,10 @@ if [[ -n ${HPCN_SLURM_PRELOAD:-} ]]; then
 		mapfile -t pre < <(_cl_preload_env)
 		stepd=$(command -v slurmstepd || echo /usr/sbin/slurmstepd)
 		{
-			echo '#!/bin/sh'
+			echo '#!/bin/bash'
 			printf 'export %q\n' "${pre[@]}"
-			printf 'exec %q "$@"\n' "$real"
+			# Its own name: slurmstepd's process titles stay the same.
+			printf 'exec -a "$0" %q "$@"\n' "$real"
 		} >"$wrap"
 		chmod 0755 "$wrap"
 		: >"$real"
@@ -100,3 +102,11 @@ if [[ -n ${HPCN_SLURM_PRELOAD:-} ]]; then
 		echo $! >"$HPCN_T/pids/slurmd"
 	}
 fi
+
+# For teardown(): a failed test must not leave jobs that hold the node
+# for the next ones.
+plugin_cancel_jobs() {
+	[[ -n $(squeue -h -o %A 2>/dev/null) ]] || return 0
+	scancel -u "$HPCN_TEST_USER" 2>/dev/null
+	wait_for -t 20 _cl_no_jobs
+}
