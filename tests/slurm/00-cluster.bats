@@ -194,6 +194,9 @@ teardown() {
 		unshare --mount="$HPCN_T/ns/mnt" true
 		# What a helper killed mid-job leaves: a process in a scope of
 		# its cgroup subtree, a pid namespace holder noted in its state.
+		# (Killed first: a live helper would release the fake pins
+		# itself at its next reconciliation, racing cluster_stop.)
+		cluster_stop_helper KILL
 		mkdir "$HPCN_CGROUP_ROOT/scope"
 		(cd / && exec sleep 303 </dev/null >/dev/null 2>&1) &
 		echo $! >"$HPCN_CGROUP_ROOT/scope/cgroup.procs"

@@ -510,6 +510,9 @@ cluster_start() {
 	for mp in /user-environment /user-tools; do
 		[[ -e $mp ]] || echo "$mp" >>"$HPCN_T/made-mount-points"
 	done
+	# Node images ship them; the plugin's fallback=local (no helper) cannot
+	# create them, so a node without them would fail there.
+	mkdir -p /user-environment /user-tools
 
 	cg=$(_cl_cgroup2_mount)
 	[[ -n $cg ]] || _cl_die "no cgroup2 mount in /proc/self/mountinfo" || return 1
