@@ -26,7 +26,7 @@ HPCN_DEPS_RUN=(
 )
 # For the test suite only.
 HPCN_DEPS_TEST=(
-	bats jq valgrind clang libclang-rt-14-dev
+	bats jq valgrind clang libclang-rt-14-dev man-db groff-base
 )
 
 # Daemons that Debian starts from its packages (munge, slurmctld, slurmd):
