@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -824,4 +825,80 @@ void hfx_teardown(struct hfx *fx)
 			rmdir(mount_points[i]);
 			fx->made_mp[i] = false;
 		}
+}
+
+int hfx_request(struct hfx *fx, const char *id, const enum hpcn_ns_type *types, size_t n,
+		const char *image, struct hpcn_namespace_response *resp,
+		int fds[HPCN_NS__COUNT], struct hpcn_error *err)
+{
+	struct hpcn_msg m;
+	int rv;
+
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
+	m.u.ns_request.allocation_id = strdup(id);
+	for (size_t i = 0; i < n; i++)
+		m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = types[i];
+	if (image)
+		m.u.ns_request.uenv_image = strdup(image);
+	rv = hpcn_request_namespaces(fx->sock, HFX_TIMEOUT_MS, &m.u.ns_request, NULL, 0, resp,
+				     fds, err);
+	hpcn_msg_free(&m);
+	return rv;
+}
+
+pid_t hfx_start_reader(struct hfx *fx, int mnt_fd, const char *path, const char *marker,
+		       int *rd)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(pfd[0]);
+		if (setns(mnt_fd, CLONE_NEWNS) < 0)
+			_exit(2);
+		for (;;) {
+			char buf[64];
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+			if (fd >= 0)
+				close(fd);
+			if (n <= 0 || (buf[n] = '\0', !strstr(buf, marker))) {
+				(void)!write(pfd[1], "F", 1);
+				_exit(3);
+			}
+			if (write(pfd[1], "r", 1) != 1)
+				_exit(4);
+			hfx_sleep_ms(20);
+		}
+	}
+	close(pfd[1]);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	*rd = pfd[0];
+	hfx_track(fx, pid);
+	return pid;
+}
+
+int hfx_reader_drain(int rd)
+{
+	char buf[4096];
+	int good = 0;
+	ssize_t n;
+
+	while ((n = read(rd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == 'F')
+				return -1;
+			good++;
+		}
+	return good;
 }

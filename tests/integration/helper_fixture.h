@@ -94,6 +94,19 @@ json_t *hfx_status_alloc(json_t *status, const char *id);
 /* Status mount entry whose users include id, or whose image_path is image. */
 json_t *hfx_status_mount_of(json_t *status, const char *image);
 size_t hfx_status_n_allocs(json_t *status);
+/* NamespaceRequest for id with these namespace types and, when image is not
+ * NULL, that uenv_image at the default mount point. resp and fds as
+ * hpcn_request_namespaces() leaves them. */
+int hfx_request(struct hfx *fx, const char *id, const enum hpcn_ns_type *types, size_t n,
+		const char *image, struct hpcn_namespace_response *resp,
+		int fds[HPCN_NS__COUNT], struct hpcn_error *err);
+/* A process that joins mnt_fd's mount namespace and reads path every 20 ms:
+ * it writes 'r' to *rd's pipe per read that contains marker, 'F' (then
+ * exits) on a failure. Tracked for teardown. Returns its pid, or -1. */
+pid_t hfx_start_reader(struct hfx *fx, int mnt_fd, const char *path, const char *marker,
+		       int *rd);
+/* Good reads since the last call; -1 when the reader reported a failure. */
+int hfx_reader_drain(int rd);
 /* AllocationEnded on a fresh connection. */
 int hfx_end(struct hfx *fx, const char *id, struct hpcn_error *err);
 /* Attach pid on a fresh connection. */

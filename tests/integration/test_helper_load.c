@@ -153,60 +153,6 @@ static int request_mnt(const char *sock, const char *id, const char *image, int 
 
 /* ---- the reader inside an allocation ---- */
 
-/* Joins mnt_fd's namespace and reads /user-environment/bin/hello every
- * 20 ms: 'r' per good read, 'F' (then exit) on a failure. */
-static pid_t start_reader(struct hfx *fx, int mnt_fd, int *rd)
-{
-	int pfd[2];
-	pid_t pid;
-
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(pfd[0]);
-		if (setns(mnt_fd, CLONE_NEWNS) < 0)
-			_exit(2);
-		for (;;) {
-			char buf[64];
-			int fd = open("/user-environment/bin/hello", O_RDONLY | O_CLOEXEC);
-			ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-			if (fd >= 0)
-				close(fd);
-			if (n <= 0 || (buf[n] = '\0', !strstr(buf, "HELLO-A"))) {
-				(void)!write(pfd[1], "F", 1);
-				_exit(3);
-			}
-			if (write(pfd[1], "r", 1) != 1)
-				_exit(4);
-			hfx_sleep_ms(20);
-		}
-	}
-	close(pfd[1]);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	*rd = pfd[0];
-	hfx_track(fx, pid);
-	return pid;
-}
-
-/* Good reads since the last call; -1 when a failure was reported. */
-static int drain(int fd)
-{
-	char buf[4096];
-	int good = 0;
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] == 'F')
-				return -1;
-			good++;
-		}
-	return good;
-}
-
 /* ---- the kernel's view ---- */
 
 struct name_list {
@@ -526,9 +472,9 @@ static void check_invariants(struct storm *s, int round, const struct client_res
 
 	/* The process inside the first allocation did not notice. */
 	assert_true(hfx_alive(s->reader));
-	drain(s->reader_fd);
+	hfx_reader_drain(s->reader_fd);
 	hfx_sleep_ms(100);
-	if (drain(s->reader_fd) <= 0)
+	if (hfx_reader_drain(s->reader_fd) <= 0)
 		fail_msg("round %d: the reader inside ks-reader stopped reading", round);
 }
 
@@ -610,7 +556,9 @@ static void test_kill_storm(void **state)
 		if (request_mnt(fx->sock, "ks-reader", c->img[0], HFX_TIMEOUT_MS, &reader_ino, &mnt,
 				&err) < 0)
 			fail_msg("ks-reader: %s", err.message);
-		s->reader = start_reader(fx, mnt, &s->reader_fd);
+		s->reader = hfx_start_reader(fx, mnt, "/user-environment/bin/hello", "HELLO-A",
+					     &s->reader_fd);
+		assert_true(s->reader > 0);
 		close(mnt);
 		if (hfx_attach(fx, "ks-reader", s->reader, &err) < 0)
 			fail_msg("Attach: %s", err.message);
@@ -618,7 +566,7 @@ static void test_kill_storm(void **state)
 		s->keep[0].ino = reader_ino;
 		s->n_keep = 1;
 		hfx_sleep_ms(100);
-		assert_true(drain(s->reader_fd) > 0);
+		assert_true(hfx_reader_drain(s->reader_fd) > 0);
 	}
 
 	for (int round = 0; round < STORM_ROUNDS; round++) {

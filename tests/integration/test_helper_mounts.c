@@ -75,32 +75,13 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int request(struct ctx *c, const char *id, const enum hpcn_ns_type *types, size_t n,
-		   const char *image, struct hpcn_namespace_response *resp,
-		   int fds[HPCN_NS__COUNT], struct hpcn_error *err)
-{
-	struct hpcn_msg m;
-	int rv;
-
-	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
-	m.u.ns_request.allocation_id = strdup(id);
-	for (size_t i = 0; i < n; i++)
-		m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = types[i];
-	if (image)
-		m.u.ns_request.uenv_image = strdup(image);
-	rv = hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &m.u.ns_request, NULL, 0, resp,
-				     fds, err);
-	hpcn_msg_free(&m);
-	return rv;
-}
-
 static void must_request(struct ctx *c, const char *id, const enum hpcn_ns_type *types,
 			 size_t n, const char *image, struct hpcn_namespace_response *resp,
 			 int fds[HPCN_NS__COUNT])
 {
 	struct hpcn_error err;
 
-	if (request(c, id, types, n, image, resp, fds, &err) < 0)
+	if (hfx_request(&c->fx, id, types, n, image, resp, fds, &err) < 0)
 		fail_msg("NamespaceRequest %s: %s", id, err.message);
 }
 

@@ -67,25 +67,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int request(struct ctx *c, const char *id, const enum hpcn_ns_type *types, size_t n,
-		   const char *image, struct hpcn_namespace_response *resp,
-		   int fds[HPCN_NS__COUNT], struct hpcn_error *err)
-{
-	struct hpcn_msg m;
-	int rv;
-
-	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
-	m.u.ns_request.allocation_id = strdup(id);
-	for (size_t i = 0; i < n; i++)
-		m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = types[i];
-	if (image)
-		m.u.ns_request.uenv_image = strdup(image);
-	rv = hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &m.u.ns_request, NULL, 0, resp,
-				     fds, err);
-	hpcn_msg_free(&m);
-	return rv;
-}
-
 struct alloc_info {
 	char id[16];
 	enum hpcn_ns_type types[HPCN_NS__COUNT];
@@ -110,8 +91,8 @@ static void request_inodes(struct ctx *c, struct alloc_info *a, ino_t *ino, int 
 	struct hpcn_error err;
 	int fds[HPCN_NS__COUNT];
 
-	if (request(c, a->id, a->types, a->n, c->img[(a->id[3] - '0') % 2 ? 1 : 0], &r, fds,
-		    &err) < 0)
+	if (hfx_request(&c->fx, a->id, a->types, a->n, c->img[(a->id[3] - '0') % 2 ? 1 : 0],
+			&r, fds, &err) < 0)
 		fail_msg("NamespaceRequest %s: %s", a->id, err.message);
 	assert_int_equal(r.n_fd_types, a->n);
 	for (size_t k = 0; k < a->n; k++) {
@@ -127,60 +108,6 @@ static void request_inodes(struct ctx *c, struct alloc_info *a, ino_t *ino, int 
 	}
 	hpcn_close_fds(fds, HPCN_NS__COUNT);
 	hpcn_namespace_response_free(&r);
-}
-
-/* Joins mnt_fd's namespace and reads /user-environment/bin/hello every
- * 20 ms, writing 'r' per good read and 'F' (then exiting) on a failure. */
-static pid_t start_reader(struct hfx *fx, int mnt_fd, int *rd)
-{
-	int pfd[2];
-	pid_t pid;
-
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(pfd[0]);
-		if (setns(mnt_fd, CLONE_NEWNS) < 0)
-			_exit(2);
-		for (;;) {
-			char buf[64];
-			int fd = open("/user-environment/bin/hello", O_RDONLY | O_CLOEXEC);
-			ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-			if (fd >= 0)
-				close(fd);
-			if (n <= 0 || (buf[n] = '\0', !strstr(buf, "HELLO-A"))) {
-				(void)!write(pfd[1], "F", 1);
-				_exit(3);
-			}
-			if (write(pfd[1], "r", 1) != 1)
-				_exit(4);
-			hfx_sleep_ms(20);
-		}
-	}
-	close(pfd[1]);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	*rd = pfd[0];
-	hfx_track(fx, pid);
-	return pid;
-}
-
-/* Good reads since the last call; -1 when a failure was reported. */
-static int drain(int fd)
-{
-	char buf[4096];
-	int good = 0;
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] == 'F')
-				return -1;
-			good++;
-		}
-	return good;
 }
 
 static int refcount_of(json_t *st, const char *image, char *mp, size_t cap)
@@ -231,7 +158,9 @@ static void test_sigkill_restart_keeps_everything(void **state)
 		types_of(i, &a[i]);
 		request_inodes(c, &a[i], a[i].ino, i == 0 ? &mnt0 : NULL);
 	}
-	reader = start_reader(fx, mnt0, &reader_fd);
+	reader = hfx_start_reader(fx, mnt0, "/user-environment/bin/hello", "HELLO-A",
+				  &reader_fd);
+	assert_true(reader > 0);
 	close(mnt0);
 	{
 		struct hpcn_error err;
@@ -240,7 +169,7 @@ static void test_sigkill_restart_keeps_everything(void **state)
 			fail_msg("Attach: %s", err.message);
 	}
 	hfx_sleep_ms(200);
-	assert_true(drain(reader_fd) > 0);
+	assert_true(hfx_reader_drain(reader_fd) > 0);
 
 	st = hfx_status(fx);
 	assert_int_equal(hfx_status_n_allocs(st), N_ALLOCS);
@@ -296,10 +225,10 @@ static void test_sigkill_restart_keeps_everything(void **state)
 	json_decref(st);
 
 	/* The process did not notice. */
-	drain(reader_fd);
+	hfx_reader_drain(reader_fd);
 	hfx_sleep_ms(200);
 	assert_true(hfx_alive(reader));
-	assert_true(drain(reader_fd) > 0);
+	assert_true(hfx_reader_drain(reader_fd) > 0);
 
 	/* End everything: the reader dies with r-00's scope, the images go
 	 * after the hold time, no pin, scope or record is left. */
@@ -399,7 +328,7 @@ static void test_crash_mid_create_leaves_nothing(void **state)
 
 	/* A real allocation, then a crash; its record is turned back into
 	 * "creating", as if the crash came before it was complete. */
-	if (request(c, "crash-img", mnt_net, 2, c->img[0], &r, fds, &err) < 0)
+	if (hfx_request(&c->fx, "crash-img", mnt_net, 2, c->img[0], &r, fds, &err) < 0)
 		fail_msg("NamespaceRequest: %s", err.message);
 	hpcn_close_fds(fds, HPCN_NS__COUNT);
 	hpcn_namespace_response_free(&r);
