@@ -906,12 +906,15 @@ void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report)
 	hpcn_strv_free(&pins);
 
 	/* F30: retry zombies; WI5: end what nobody uses (one /proc scan for
-	 * the whole pass, made only when some allocation could end). */
+	 * the whole pass). The scan also lets a new allocation's processes be
+	 * seen, so it runs in every periodic pass with a client-less
+	 * allocation; only the pass of a restart's reconstruction, where every
+	 * allocation is inside its grace and none can end, goes without. */
 	for (size_t i = 0; i < h->reg.n && !scanned; i++) {
 		struct hpcn_alloc *a = h->reg.v[i];
 
 		if (!a->conn && a->state == HPCN_ALLOC_ACTIVE && !a->zombie &&
-		    (a->populated_seen ||
+		    (h->ready || a->populated_seen ||
 		     hpcn_now_ms() - a->created_mono_ms >= HPCN_ORPHAN_GRACE_MS))
 			scanned = ns_inuse_scan(h, &inuse) == 0;
 	}
