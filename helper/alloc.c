@@ -271,6 +271,7 @@ static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_re
 
 	if (release_refs)
 		release_mounts(h, a);
+	hpcn_alloc_close_ns_fds(a);
 	if (a->ns_mask || a->pid_holder) {
 		if (hpcn_ns_release(h->ns_dir, a->id, a->pid_holder, &e) < 0) {
 			hpcn_log_error("allocation %s: %s", a->id, e.message);
@@ -417,6 +418,7 @@ static int reply_namespaces(struct hpcn_helper *h, struct hpcn_conn *c, uint64_t
 {
 	struct hpcn_msg m;
 	int fds[HPCN_NS__COUNT] = { -1, -1, -1 };
+	bool transient[HPCN_NS__COUNT] = { false };
 	size_t nfds = 0;
 	int rv = -1;
 
@@ -433,9 +435,16 @@ static int reply_namespaces(struct hpcn_helper *h, struct hpcn_conn *c, uint64_t
 					hpcn_ns_type_name(t));
 			goto fail;
 		}
-		fd = hpcn_ns_open(h->ns_dir, a->id, t, err);
-		if (fd < 0)
-			goto fail;
+		fd = a->ns_fd[t];
+		if (fd < 0) {
+			fd = hpcn_ns_open(h->ns_dir, a->id, t, err);
+			if (fd < 0)
+				goto fail;
+			if (fd < h->ns_fd_cache_below)
+				a->ns_fd[t] = fd;
+			else
+				transient[nfds] = true;
+		}
 		fds[nfds++] = fd;
 		m.u.ns_response.fd_types[m.u.ns_response.n_fd_types++] = t;
 	}
@@ -462,7 +471,11 @@ static int reply_namespaces(struct hpcn_helper *h, struct hpcn_conn *c, uint64_t
 	}
 	rv = 0;
 fail:
-	hpcn_close_fds(fds, nfds);
+	/* SCM_RIGHTS gave the client its own references: the allocation's
+	 * cached FDs stay open for the next handoff, the others are closed. */
+	for (size_t i = 0; i < nfds; i++)
+		if (transient[i])
+			close(fds[i]);
 	hpcn_msg_free(&m);
 	return rv;
 }

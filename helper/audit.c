@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "audit.h"
+#include "jsonline.h"
 #include "log.h"
 #include "util.h"
 
@@ -89,110 +89,134 @@ static void format_timestamp(char *buf, size_t cap)
 	snprintf(buf + n, cap - n, ".%06ldZ", ts.tv_nsec / 1000);
 }
 
-/* UUID v4. The id only has to be unique: when the kernel's pool is not
- * ready yet (early boot) a time/pid/counter mix will do. */
-static void format_uuid(char *buf, size_t cap)
+/* 16 random bytes for an id, from a pool refilled 16 ids at a time (one
+ * getrandom(2) per 16 records rather than per record). When the kernel's
+ * pool is not ready yet (early boot) a time/pid/counter mix will do: the id
+ * only has to be unique. */
+static unsigned char id_pool[256];
+static size_t id_pool_left;
+
+/* A forked child must not hand out the ids its parent will. */
+static void id_pool_forget(void)
 {
+	id_pool_left = 0;
+}
+
+static void random_id_bytes(unsigned char b[16])
+{
+	static bool atfork_set;
 	static unsigned long long counter;
-	unsigned char b[16];
+	struct timespec ts;
+	unsigned long long x;
 
-	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-		struct timespec ts;
-		unsigned long long x;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		x = (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
-		x ^= (unsigned long long)getpid() << 32 ^ ++counter;
-		for (size_t i = 0; i < sizeof(b); i++) {
-			/* splitmix64 steps */
-			x += 0x9e3779b97f4a7c15ULL;
-			unsigned long long z = x;
-			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-			z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-			b[i] = (unsigned char)(z ^ (z >> 31));
-		}
+	if (!atfork_set)
+		atfork_set = pthread_atfork(NULL, NULL, id_pool_forget) == 0;
+	if (id_pool_left < 16 && atfork_set &&
+	    getrandom(id_pool, sizeof(id_pool), GRND_NONBLOCK) == (ssize_t)sizeof(id_pool))
+		id_pool_left = sizeof(id_pool);
+	if (id_pool_left >= 16) {
+		id_pool_left -= 16;
+		memcpy(b, id_pool + id_pool_left, 16);
+		return;
 	}
+	if (!atfork_set && getrandom(b, 16, GRND_NONBLOCK) == 16)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	x = (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+	x ^= (unsigned long long)getpid() << 32 ^ ++counter;
+	for (size_t i = 0; i < 16; i++) {
+		/* splitmix64 steps */
+		x += 0x9e3779b97f4a7c15ULL;
+		unsigned long long z = x;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		b[i] = (unsigned char)(z ^ (z >> 31));
+	}
+}
+
+/* UUID v4, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx". */
+static void format_uuid(char buf[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	char *p = buf;
+
+	random_id_bytes(b);
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(buf, cap,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-		 b[12], b[13], b[14], b[15]);
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 0xf];
+	}
+	*p = '\0';
 }
 
-/* jansson refuses invalid UTF-8; a user-given path may be anything. */
-static json_t *json_text(const char *s)
+/* "NAME=" value into buf (truncated to cap), for the journal's fields:
+ * a plain copy, this runs a dozen times per record. */
+static const char *journal_field(char *buf, size_t cap, const char *name, const char *value)
 {
-	json_t *j = json_string(s ? s : "");
-	char *copy;
+	size_t n = strlen(name), m = strlen(value);
 
-	if (j)
-		return j;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, name, n);
+	if (m > cap - 1 - n)
+		m = cap - 1 - n;
+	memcpy(buf + n, value, m);
+	buf[n + m] = '\0';
+	return buf;
 }
 
-static char *build_json(const char *id, const char *ts, const char *action,
-			enum hpcn_audit_outcome outcome, const struct hpcn_audit_ctx *who,
-			const char *allocation_id, const char *detail)
+/* The record in the shape of the crate's AuditEvent (serde's field order),
+ * one line, written into buf (stack first, see jsonline.h). */
+static const char *build_record(struct hpcn_jsonline *w, const char *id, const char *ts,
+				const char *action, enum hpcn_audit_outcome outcome,
+				const struct hpcn_audit_ctx *who, const char *allocation_id,
+				const char *detail, size_t *len)
 {
-	json_t *root = NULL, *principal = NULL, *scope = NULL, *subject = NULL;
 	char identity[32];
-	char *out = NULL;
 
 	if (who)
 		snprintf(identity, sizeof(identity), "uid:%lu", (unsigned long)who->uid);
 	else
 		snprintf(identity, sizeof(identity), "%s", HPCN_AUDIT_SOURCE);
-	principal = json_pack("{s:s, s:s, s:s}", "identity", identity,
-			      "principal_type", who ? "Service" : "System", "role", "");
-	scope = json_pack("{s:o}", "node_id", json_text(audit_ctx.node));
-	if (scope && allocation_id)
-		json_object_set_new(scope, "allocation_id", json_text(allocation_id));
-	if (who)
-		subject = json_pack("{s:I, s:I, s:I}", "uid", (json_int_t)who->uid,
-				    "gid", (json_int_t)who->gid, "pid", (json_int_t)who->pid);
-	else
-		subject = json_null();
-	if (!principal || !scope || !subject)
-		goto out;
-	/* "o" steals the references, also on failure. */
-	root = json_pack("{s:s, s:s, s:o, s:s, s:o, s:s, s:o, s:n, s:o, s:s}",
-			 "id", id, "timestamp", ts, "principal", principal,
-			 "action", action, "scope", scope,
-			 "outcome", hpcn_audit_outcome_to_string(outcome),
-			 "detail", json_text(detail), "metadata",
-			 "subject", subject, "source", HPCN_AUDIT_SOURCE);
-	principal = scope = subject = NULL;
-	if (root)
-		out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-out:
-	json_decref(root);
-	json_decref(principal);
-	json_decref(scope);
-	json_decref(subject);
-	return out;
+	hpcn_jsonline_open(w, NULL);
+	hpcn_jsonline_str(w, "id", id);
+	hpcn_jsonline_str(w, "timestamp", ts);
+	hpcn_jsonline_open(w, "principal");
+	hpcn_jsonline_str(w, "identity", identity);
+	hpcn_jsonline_str(w, "principal_type", who ? "Service" : "System");
+	hpcn_jsonline_str(w, "role", "");
+	hpcn_jsonline_close(w);
+	hpcn_jsonline_str(w, "action", action);
+	hpcn_jsonline_open(w, "scope");
+	hpcn_jsonline_str(w, "node_id", audit_ctx.node);
+	if (allocation_id)
+		hpcn_jsonline_str(w, "allocation_id", allocation_id);
+	hpcn_jsonline_close(w);
+	hpcn_jsonline_str(w, "outcome", hpcn_audit_outcome_to_string(outcome));
+	hpcn_jsonline_str(w, "detail", detail);
+	hpcn_jsonline_null(w, "metadata");
+	if (who) {
+		hpcn_jsonline_open(w, "subject");
+		hpcn_jsonline_int(w, "uid", (long long)who->uid);
+		hpcn_jsonline_int(w, "gid", (long long)who->gid);
+		hpcn_jsonline_int(w, "pid", (long long)who->pid);
+		hpcn_jsonline_close(w);
+	} else {
+		hpcn_jsonline_null(w, "subject");
+	}
+	hpcn_jsonline_str(w, "source", HPCN_AUDIT_SOURCE);
+	hpcn_jsonline_close(w);
+	return hpcn_jsonline_finish(w, len);
 }
 
-static int write_record(const char *json)
+static int write_record(const char *line, size_t len)
 {
-	_cleanup_free_ char *line = NULL;
-	size_t len;
 	ssize_t n;
 
-	if (asprintf(&line, "%s\n", json) < 0) {
-		line = NULL;
-		errno = ENOMEM;
-		return -1;
-	}
-	len = strlen(line);
 	/* One write(2) with O_APPEND: the kernel appends the whole buffer
 	 * atomically with respect to other appenders of a regular file. */
 	do {
@@ -223,11 +247,14 @@ int hpcn_audit(const char *action, enum hpcn_audit_outcome outcome,
 	       const struct hpcn_audit_ctx *who, const char *allocation_id,
 	       const char *fmt, ...)
 {
-	_cleanup_free_ char *detail = NULL, *json = NULL;
-	char id[40], ts[48];
+	_cleanup_free_ char *detail = NULL;
+	char id[40], ts[48], storage[2048];
+	struct hpcn_jsonline w;
+	const char *line;
+	size_t len;
 	char f_id[64], f_action[128], f_outcome[32], f_alloc[HPCN_ERROR_MESSAGE_MAX];
 	char f_uid[32], f_gid[32], f_pid[32], f_node[HOST_NAME_MAX + 16];
-	char f_msgid[64], peer[96];
+	char peer[96];
 	const char *fields[12];
 	size_t nf = 0;
 	int saved = errno, rv = 0;
@@ -243,24 +270,18 @@ int hpcn_audit(const char *action, enum hpcn_audit_outcome outcome,
 	}
 	if (!action)
 		action = "unknown";
-	format_uuid(id, sizeof(id));
+	format_uuid(id);
 	format_timestamp(ts, sizeof(ts));
 
-	snprintf(f_msgid, sizeof(f_msgid), "MESSAGE_ID=%s", HPCN_AUDIT_MESSAGE_ID);
-	snprintf(f_id, sizeof(f_id), "AUDIT_ID=%s", id);
-	snprintf(f_action, sizeof(f_action), "AUDIT_ACTION=%s", action);
-	snprintf(f_outcome, sizeof(f_outcome), "AUDIT_OUTCOME=%s",
-		 hpcn_audit_outcome_to_string(outcome));
-	snprintf(f_node, sizeof(f_node), "NODE_ID=%s", audit_ctx.node);
-	fields[nf++] = f_msgid;
-	fields[nf++] = f_id;
-	fields[nf++] = f_action;
-	fields[nf++] = f_outcome;
-	fields[nf++] = f_node;
-	if (allocation_id) {
-		snprintf(f_alloc, sizeof(f_alloc), "ALLOCATION_ID=%s", allocation_id);
-		fields[nf++] = f_alloc;
-	}
+	fields[nf++] = "MESSAGE_ID=" HPCN_AUDIT_MESSAGE_ID;
+	fields[nf++] = journal_field(f_id, sizeof(f_id), "AUDIT_ID=", id);
+	fields[nf++] = journal_field(f_action, sizeof(f_action), "AUDIT_ACTION=", action);
+	fields[nf++] = journal_field(f_outcome, sizeof(f_outcome), "AUDIT_OUTCOME=",
+				     hpcn_audit_outcome_to_string(outcome));
+	fields[nf++] = journal_field(f_node, sizeof(f_node), "NODE_ID=", audit_ctx.node);
+	if (allocation_id)
+		fields[nf++] = journal_field(f_alloc, sizeof(f_alloc), "ALLOCATION_ID=",
+					     allocation_id);
 	peer[0] = '\0';
 	if (who) {
 		snprintf(f_uid, sizeof(f_uid), "PEER_UID=%lu", (unsigned long)who->uid);
@@ -269,8 +290,9 @@ int hpcn_audit(const char *action, enum hpcn_audit_outcome outcome,
 		fields[nf++] = f_uid;
 		fields[nf++] = f_gid;
 		fields[nf++] = f_pid;
-		snprintf(peer, sizeof(peer), " peer uid=%lu gid=%lu pid=%ld",
-			 (unsigned long)who->uid, (unsigned long)who->gid, (long)who->pid);
+		/* The log line's " peer uid=.. gid=.. pid=..", from the same digits. */
+		snprintf(peer, sizeof(peer), " peer uid=%s gid=%s pid=%s", f_uid + 9, f_gid + 9,
+			 f_pid + 9);
 	}
 	fields[nf] = NULL;
 
@@ -280,16 +302,18 @@ int hpcn_audit(const char *action, enum hpcn_audit_outcome outcome,
 			peer, detail && *detail ? ": " : "", detail ? detail : "");
 
 	if (audit_ctx.fd >= 0) {
-		json = build_json(id, ts, action, outcome, who, allocation_id, detail);
-		if (!json) {
+		hpcn_jsonline_init(&w, storage, sizeof(storage));
+		line = build_record(&w, id, ts, action, outcome, who, allocation_id, detail, &len);
+		if (!line) {
 			hpcn_log_error("audit: cannot encode record %s (%s) for %s", id, action,
 				       audit_ctx.path);
 			rv = -1;
-		} else if (write_record(json) < 0) {
+		} else if (write_record(line, len) < 0) {
 			hpcn_log_error("audit: cannot append record %s (%s) to %s: %m", id,
 				       action, audit_ctx.path);
 			rv = -1;
 		}
+		hpcn_jsonline_free(&w);
 	}
 	errno = saved;
 	return rv;

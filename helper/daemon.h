@@ -58,6 +58,7 @@ struct hpcn_helper {
 	sd_event_source *accept_resume;  /* armed while accept(2) lacks descriptors */
 	uint64_t accept_warned_ms;       /* last warning about it (rate limit) */
 	sd_event_source *reconcile_timer;
+	int ns_fd_cache_below;           /* cache namespace FDs numbered below this */
 
 	struct {
 		uint64_t requests, errors, denied, connections;

@@ -95,10 +95,33 @@ void hpcn_alloc_clear_mounts(struct hpcn_alloc *a)
 	a->n_mounts = 0;
 }
 
+static void init_runtime(struct hpcn_alloc *a)
+{
+	for (size_t i = 0; i < HPCN_NS__COUNT; i++)
+		a->ns_fd[i] = -1;
+}
+
+/* Zeroed, with the runtime FDs marked closed. */
+static struct hpcn_alloc *alloc_new(void)
+{
+	struct hpcn_alloc *a = calloc(1, sizeof(*a));
+
+	if (a)
+		init_runtime(a);
+	return a;
+}
+
+void hpcn_alloc_close_ns_fds(struct hpcn_alloc *a)
+{
+	for (size_t i = 0; i < HPCN_NS__COUNT; i++)
+		hpcn_closep(&a->ns_fd[i]);
+}
+
 void hpcn_alloc_free(struct hpcn_alloc *a)
 {
 	if (!a)
 		return;
+	hpcn_alloc_close_ns_fds(a);
 	hpcn_alloc_clear_mounts(a);
 	free(a);
 }
@@ -147,7 +170,7 @@ struct hpcn_alloc *hpcn_registry_add(struct hpcn_registry *r, const char *id,
 		hpcn_error_setf(err, HPCN_E_BUSY, NULL, "allocation %s already exists", id);
 		return NULL;
 	}
-	a = calloc(1, sizeof(*a));
+	a = alloc_new();
 	if (!a || append(r, a) < 0) {
 		free(a);
 		hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
@@ -223,6 +246,7 @@ int hpcn_alloc_from_json(json_t *j, struct hpcn_alloc *a, struct hpcn_error *err
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
+	init_runtime(a);
 	if (!json_is_object(j))
 		return hpcn_error_set(err, HPCN_E_INTERNAL, "registry record is not an object", NULL);
 	if (copy_str(a->id, sizeof(a->id), json_object_get(j, "allocation_id"),
@@ -376,7 +400,7 @@ int hpcn_registry_load(struct hpcn_registry *r, struct hpcn_strv *warnings,
 		n = buf ? hpcn_read_file_at(r->dirfd, de->d_name, buf, RECORD_MAX_SIZE) : -1;
 		j = n > 0 ? json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je) : NULL;
 		free(buf);
-		a = calloc(1, sizeof(*a));
+		a = alloc_new();
 		if (!j || !a || hpcn_alloc_from_json(j, a, &e) < 0 ||
 		    strncmp(de->d_name, a->id, len - sl) != 0 || strlen(a->id) != len - sl ||
 		    hpcn_registry_find(r, a->id)) {

@@ -63,6 +63,11 @@ struct hpcn_alloc {
 	void *watch;                        /* sd_event_source on cgroup.events */
 	uint64_t created_mono_ms;
 	bool populated_seen;                /* its scope has held processes */
+	/* Its namespaces, opened at the first handoff and kept: a repeated
+	 * handoff then costs no open/ioctl/close (docs/benchmarks.md). -1 = not
+	 * open. Closed before the namespaces are released, or they would live
+	 * on. */
+	int ns_fd[HPCN_NS__COUNT];
 };
 
 struct hpcn_registry {
@@ -100,6 +105,7 @@ int hpcn_alloc_add_mount(struct hpcn_alloc *a, const char *key, const char *imag
 void hpcn_alloc_clear_mounts(struct hpcn_alloc *a);
 /* Free a record that is not (or no longer) in a registry. */
 void hpcn_alloc_free(struct hpcn_alloc *a);
+void hpcn_alloc_close_ns_fds(struct hpcn_alloc *a);
 
 unsigned hpcn_registry_image_users(const struct hpcn_registry *r, const char *key);
 

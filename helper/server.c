@@ -34,6 +34,9 @@
 /* Descriptors besides the clients': listening socket, cgroups, namespaces,
  * mounts in progress. */
 #define HPCN_FD_RESERVE 256
+/* Namespace FDs kept open for repeated handoffs: 3 for each of 8192
+ * allocations (see raise_fd_limit). */
+#define HPCN_NS_FD_CACHE (3 * 8192)
 
 static void conn_free(struct hpcn_conn *c)
 {
@@ -523,22 +526,36 @@ out:
 	return 0;
 }
 
-/* Room for HPCN_MAX_CONNECTIONS clients: the usual soft limit of 1024
- * would make the connection limit unreachable. Never above the hard limit. */
-static void raise_fd_limit(void)
+/* Room for HPCN_MAX_CONNECTIONS clients (the usual soft limit of 1024 would
+ * make the connection limit unreachable) and for the namespace FDs kept per
+ * allocation (alloc.c, reply_namespaces). Never above the hard limit. The
+ * cache only uses what the clients and the reserve leave: descriptors are
+ * numbered lowest first, so an FD numbered at or above ns_fd_cache_below is
+ * not kept, and a full cache never costs a client its connection. */
+static void raise_fd_limit(struct hpcn_helper *h)
 {
 	struct rlimit rl;
-	rlim_t want = HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE;
+	rlim_t want = HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE + HPCN_NS_FD_CACHE;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+	h->ns_fd_cache_below = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		hpcn_log_warning("cannot raise the descriptor limit to %lu: %s",
-				 (unsigned long)rl.rlim_cur, strerror(errno));
-	else if (rl.rlim_cur < want)
-		hpcn_log_notice("descriptor limit %lu (hard): fewer than %d clients at once",
-				(unsigned long)rl.rlim_cur, HPCN_MAX_CONNECTIONS);
+	if (rl.rlim_cur < want) {
+		struct rlimit next = rl;
+
+		next.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
+			rl.rlim_max : want;
+		if (setrlimit(RLIMIT_NOFILE, &next) < 0)
+			hpcn_log_warning("cannot raise the descriptor limit to %lu: %s",
+					 (unsigned long)next.rlim_cur, strerror(errno));
+		else
+			rl = next;
+		if (rl.rlim_cur < HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE)
+			hpcn_log_notice("descriptor limit %lu: fewer than %d clients at once",
+					(unsigned long)rl.rlim_cur, HPCN_MAX_CONNECTIONS);
+	}
+	if (rl.rlim_cur > HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE)
+		h->ns_fd_cache_below = (int)(rl.rlim_cur - HPCN_MAX_CONNECTIONS - HPCN_FD_RESERVE);
 }
 
 int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
@@ -587,7 +604,7 @@ int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 	 * the listen backlog and are served once we are ready, queued rather
 	 * than refused (the contract's readiness rule).
 	 */
-	raise_fd_limit();
+	raise_fd_limit(h);
 	if (open_socket(h, err) < 0)
 		return -1;
 	if (sd_event_add_io(h->event, NULL, h->listen_fd, EPOLLIN, on_accept, h) < 0)

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "jsonline.h"
 #include "log.h"
 
 struct capture {
@@ -390,7 +391,7 @@ static void test_audit_concurrent_writers(void **state)
 	struct tmpdir t;
 	char big[3000];
 	int counts[NPROC] = { 0 };
-	json_t *recs, *r;
+	json_t *recs, *r, *ids;
 	size_t i;
 
 	memset(big, 'x', sizeof(big) - 1);
@@ -399,6 +400,9 @@ static void test_audit_concurrent_writers(void **state)
 	/* The children's log lines are not the point here. */
 	hpcn_log_init(HPCN_LOG_STDERR, LOG_ERR, NULL);
 	assert_int_equal(hpcn_audit_init(t.file, &err), 0);
+	/* The parent draws its first id: the children inherit a filled pool. */
+	assert_int_equal(hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_SUCCESS, NULL,
+				    "parent", "%s", big), 0);
 	for (int p = 0; p < NPROC; p++) {
 		pid_t pid = fork();
 
@@ -424,10 +428,18 @@ static void test_audit_concurrent_writers(void **state)
 	hpcn_log_init(HPCN_LOG_STDERR, LOG_INFO, NULL);
 
 	recs = read_records(t.file);
-	assert_int_equal(json_array_size(recs), NPROC * NREC);
+	assert_int_equal(json_array_size(recs), NPROC * NREC + 1);
+	ids = json_object();
 	json_array_foreach(recs, i, r) {
 		const char *alloc = str_at(r, "scope", "allocation_id");
 		int w = atoi(alloc + 1);
+
+		/* Every id once, although the children forked off one id pool. */
+		if (json_object_get(ids, str_at(r, "id", NULL)))
+			fail_msg("record id %s appears twice", str_at(r, "id", NULL));
+		json_object_set_new(ids, str_at(r, "id", NULL), json_true());
+		if (strcmp(alloc, "parent") == 0)
+			continue;
 
 		assert_true(w >= 0 && w < NPROC);
 		assert_int_equal(strlen(str_at(r, "detail", NULL)) > sizeof(big) - 1, 1);
@@ -435,8 +447,60 @@ static void test_audit_concurrent_writers(void **state)
 	}
 	for (int p = 0; p < NPROC; p++)
 		assert_int_equal(counts[p], NREC);
+	json_decref(ids);
 	json_decref(recs);
 	tmp_cleanup(&t);
+}
+
+/* The record writer's strings against jansson's reading of them. */
+static void test_jsonline_strings(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "" },
+		{ "q\"b\\s/", "q\"b\\s/" },
+		{ "\n\t\r\x01\x1f\x7f", "\n\t\r\x01\x1f\x7f" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "\xc0\x80", "??" },                 /* overlong NUL */
+		{ "\xed\xa0\x80", "???" },           /* a surrogate */
+		{ "x\xe2\x82", "x??" },               /* truncated at the end */
+		{ "\xf5\x80\x80\x80", "????" },     /* beyond U+10FFFF */
+		{ "\xff\xfe", "??" },
+	};
+	char small[8];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hpcn_jsonline w;
+		json_error_t jerr;
+		const char *line;
+		json_t *j;
+		size_t len;
+
+		/* A tiny first buffer: every record also exercises the growth. */
+		hpcn_jsonline_init(&w, small, sizeof(small));
+		hpcn_jsonline_open(&w, NULL);
+		hpcn_jsonline_str(&w, "s", cases[i].in);
+		hpcn_jsonline_int(&w, "n", -42);
+		hpcn_jsonline_open(&w, "o");
+		hpcn_jsonline_null(&w, "z");
+		hpcn_jsonline_close(&w);
+		hpcn_jsonline_close(&w);
+		line = hpcn_jsonline_finish(&w, &len);
+		assert_non_null(line);
+		assert_int_equal(strlen(line), len);
+		assert_int_equal(line[len - 1], '\n');
+		assert_null(memchr(line, '\n', len - 1));
+		j = json_loads(line, 0, &jerr);
+		if (!j)
+			fail_msg("case %zu: not JSON (%s): %s", i, jerr.text, line);
+		assert_string_equal(json_string_value(json_object_get(j, "s")), cases[i].out);
+		assert_int_equal(json_integer_value(json_object_get(j, "n")), -42);
+		assert_true(json_is_null(json_object_get(json_object_get(j, "o"), "z")));
+		json_decref(j);
+		hpcn_jsonline_free(&w);
+	}
 }
 
 static void test_audit_init_errors(void **state)
@@ -505,6 +569,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_audit_init_errors, teardown),
 		cmocka_unit_test_teardown(test_audit_write_failure_reported, teardown),
 		cmocka_unit_test_teardown(test_outcome_names, teardown),
+		cmocka_unit_test(test_jsonline_strings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -699,6 +699,89 @@ static void test_encode_refusals(void **state)
 	hpcn_msg_free(&m);
 }
 
+/* Release builds do not decode what they encode (a handoff's cost): the
+ * encoder itself must refuse everything the decoder's semantic checks would.
+ * One case per check_* call of the decoder that is not a JSON type check. */
+static void test_encode_refusals_semantic(void **state)
+{
+	struct hpcn_msg m;
+	char *big;
+
+	(void)state;
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
+	m.u.ns_request.allocation_id = strdup("ok");
+	m.u.ns_request.group = strdup("..");
+	encode_fails("bad group", &m, HPCN_E_INVALID_ARGUMENT, "NamespaceRequest.group");
+	free(m.u.ns_request.group);
+	m.u.ns_request.group = NULL;
+	m.u.ns_request.uenv_image = strdup("");
+	encode_fails("empty image", &m, HPCN_E_INVALID_ARGUMENT, "uenv_image: must not be empty");
+	free(m.u.ns_request.uenv_image);
+	m.u.ns_request.uenv_image = NULL;
+	m.u.ns_request.n_mounts = 1;
+	m.u.ns_request.mounts[0].image_path = strdup("/i.sqfs");
+	m.u.ns_request.mounts[0].mount_point = strdup("");
+	m.u.ns_request.mounts[0].image_fd_index = -1;
+	encode_fails("empty mount point", &m, HPCN_E_INVALID_ARGUMENT,
+		     "mounts[0].mount_point: must not be empty");
+	free(m.u.ns_request.mounts[0].mount_point);
+	m.u.ns_request.mounts[0].mount_point = NULL;
+	m.u.ns_request.mounts[0].image_fd_index = HPCN_MAX_MESSAGE_FDS;
+	encode_fails("image_fd index", &m, HPCN_E_INVALID_ARGUMENT, "FD index 8");
+	m.u.ns_request.mounts[0].image_fd_index = -1;
+	m.u.ns_request.has_uid = true;
+	m.u.ns_request.uid = (uid_t)-1;
+	encode_fails("uid -1", &m, HPCN_E_INVALID_ARGUMENT, "uid: 4294967295 is not a valid id");
+	m.u.ns_request.has_uid = false;
+	big = malloc(5000);
+	memset(big, 'a', 4999);
+	big[0] = '/';
+	big[4999] = '\0';
+	free(m.u.ns_request.mounts[0].image_path);
+	m.u.ns_request.mounts[0].image_path = big;
+	encode_fails("long string", &m, HPCN_E_INVALID_ARGUMENT, "string of 4999 bytes");
+	hpcn_msg_free(&m);
+
+	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_RESPONSE);
+	m.u.ns_response.allocation_id = strdup("a b");
+	encode_fails("response id", &m, HPCN_E_INVALID_ARGUMENT,
+		     "NamespaceResponse.allocation_id");
+	free(m.u.ns_response.allocation_id);
+	m.u.ns_response.allocation_id = strdup("ok");
+	m.u.ns_response.warnings = calloc(65, sizeof(char *));
+	for (int i = 0; i < 65; i++)
+		m.u.ns_response.warnings[i] = strdup("w");
+	m.u.ns_response.n_warnings = 65;
+	encode_fails("65 warnings", &m, HPCN_E_INVALID_ARGUMENT, "at most 64");
+	hpcn_msg_free(&m);
+
+	hpcn_msg_init(&m, HPCN_TAG_ALLOCATION_ENDED);
+	encode_fails("ended without id or group", &m, HPCN_E_INVALID_ARGUMENT,
+		     "AllocationEnded.allocation_id");
+	m.u.ended.allocation_id = strdup("../x");
+	encode_fails("ended bad id", &m, HPCN_E_INVALID_ARGUMENT, "AllocationEnded.allocation_id");
+	hpcn_msg_free(&m);
+
+	hpcn_msg_init(&m, HPCN_TAG_HELLO);
+	m.u.hello.software = strdup("x");
+	m.u.hello.min_version = 2;
+	m.u.hello.max_version = 1;
+	encode_fails("hello range", &m, HPCN_E_INVALID_ARGUMENT, "version range 2..1");
+	hpcn_msg_free(&m);
+
+	hpcn_msg_init(&m, HPCN_TAG_ATTACH);
+	m.u.attach.allocation_id = strdup("a");
+	m.u.attach.pid = 0;
+	encode_fails("attach pid 0", &m, HPCN_E_INVALID_ARGUMENT, "0 is not a process");
+	hpcn_msg_free(&m);
+
+	hpcn_msg_init(&m, HPCN_TAG_FORCE_UNMOUNT);
+	m.u.force_unmount.image_path = strdup("");
+	encode_fails("force-unmount empty", &m, HPCN_E_INVALID_ARGUMENT,
+		     "image_path: must not be empty");
+	hpcn_msg_free(&m);
+}
+
 /* ---- decoding details the vectors do not show ---- */
 
 static void test_decode_bounds(void **state)
@@ -883,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_allocation_ended),
 		cmocka_unit_test(test_roundtrip_small_tags),
 		cmocka_unit_test(test_encode_refusals),
+		cmocka_unit_test(test_encode_refusals_semantic),
 		cmocka_unit_test(test_decode_bounds),
 		cmocka_unit_test(test_error_from_to),
 		cmocka_unit_test(test_tag_names_and_init),
