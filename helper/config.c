@@ -82,6 +82,8 @@ static const struct key keys[] = {
 	KEY("uenv", "image_prefixes", K_PREFIXES, image_prefixes),
 	KEY("uenv", "max_images", K_UINT, max_images,
 	    .min = 1, .max = HPCN_MAX_MOUNTS, .what = "a number"),
+	KEY("uenv", "max_loop_devices", K_UINT, max_loop_devices,
+	    .min = 0, .max = 1048576, .what = "a number"),
 	KEY("namespaces", "allow_pid", K_BOOL, allow_pid),
 	KEY("namespaces", "allow_net", K_BOOL, allow_net),
 	KEY("reconcile", "interval", K_UINT, reconcile_interval_secs, SECS(1, 86400)),

@@ -39,6 +39,8 @@
  *   image_prefixes =                    directories images must be in; empty
  *                                       = any file the user can read
  *   max_images = 4                      images per allocation, 1..HPCN_MAX_MOUNTS
+ *   max_loop_devices = 0                images mounted at once (one loop device
+ *                                       each), 0 = as many as the kernel gives
  * [namespaces]
  *   allow_pid = true                    may requests ask for a PID namespace
  *   allow_net = true                    ... a network namespace (Mount always)
@@ -99,6 +101,7 @@ struct hpcn_config {
 	struct hpcn_strv create_mount_points;  /* subset of allowed_mount_points */
 	struct hpcn_strv image_prefixes;       /* empty = any */
 	unsigned max_images;
+	unsigned max_loop_devices;          /* 0: no limit of our own */
 	/* [namespaces] */
 	bool allow_pid;
 	bool allow_net;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -72,6 +73,22 @@ static int open_loop_dev(int n, const char *dev, const char *path, struct hpcn_e
 	return hpcn_take_fd(&fd);
 }
 
+/* The kernel has no device for us: ENOSPC, whatever it said (see loopdev.h). */
+__attribute__((format(printf, 3, 4)))
+static int none_free(struct hpcn_error *err, const char *path, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, path, "no free loop device (%s)", why);
+	if (err)
+		err->sys_errno = ENOSPC;
+	return -1;
+}
+
 int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loop_fd,
 		     char *dev_path, size_t cap, struct hpcn_error *err)
 {
@@ -103,8 +120,8 @@ int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loo
 			sleep_ms(1L << (attempt < 6 ? attempt - 1 : 5));
 		n = ioctl(ctl, LOOP_CTL_GET_FREE);
 		if (n < 0)
-			return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, path,
-						    "LOOP_CTL_GET_FREE on " LOOP_CONTROL);
+			return none_free(err, path, "LOOP_CTL_GET_FREE on " LOOP_CONTROL ": %s",
+					 strerror(errno));
 		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
 		fd = open_loop_dev(n, dev, path, err);
 		if (fd < 0)
@@ -123,10 +140,8 @@ int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loo
 			break;
 	}
 	if (last_errno == EBUSY || last_errno == EAGAIN)
-		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, last_errno, path,
-					    "LOOP_CONFIGURE on %s (no free loop device after "
-					    "%d tries)",
-					    dev, HPCN_LOOP_ATTACH_TRIES);
+		return none_free(err, path, "LOOP_CONFIGURE on %s still busy after %d tries",
+				 dev, HPCN_LOOP_ATTACH_TRIES);
 	if (last_errno == EINVAL || last_errno == ENOTTY)
 		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, last_errno, path,
 					    "LOOP_CONFIGURE on %s (the image fd is not usable as a "

@@ -119,6 +119,8 @@ json_t *hpcn_status_json(struct hpcn_helper *h)
 			    json_integer((json_int_t)((now - h->started_mono_ms) / 1000)));
 	json_object_set_new(j, "socket", json_string(h->cfg.socket_path));
 	json_object_set_new(j, "hold_time_secs", json_integer(h->cfg.hold_time_secs));
+	/* One loop device per mounted image; 0 = no limit of ours. */
+	json_object_set_new(j, "max_loop_devices", json_integer(h->cfg.max_loop_devices));
 	json_object_set_new(j, "cgroup", cg);
 	json_object_set_new(j, "allocations", allocs);
 	json_object_set_new(j, "mounts", mounts);

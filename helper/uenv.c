@@ -107,6 +107,76 @@ static int on_hold_expired(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* Images mounted now: one loop device each. */
+static unsigned mounted_count(const struct hpcn_helper *h)
+{
+	unsigned n = 0;
+
+	for (const struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next)
+		n++;
+	return n;
+}
+
+/*
+ * Out of loop devices (our max_loop_devices, or the kernel's): images in
+ * their hold time are a cache, not a use. Unmount the one whose hold ends
+ * first so that an image a job needs now can be mounted. Returns 0 when one
+ * was freed, -1 when every mounted image is in use.
+ */
+static int evict_held(struct hpcn_helper *h, const char *for_image)
+{
+	struct hpcn_uenv_entry *victim = NULL;
+	struct hpcn_error err;
+
+	for (struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next)
+		if (e->refcount == 0 &&
+		    (!victim || e->hold_deadline_ms < victim->hold_deadline_ms))
+			victim = e;
+	if (!victim)
+		return -1;
+	hold_cancel(victim);
+	if (hpcn_uenv_unmount_image(victim->mount_point, &err) < 0 && err.sys_errno != EINVAL) {
+		hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_FAILURE, NULL, NULL,
+			   "%s (%s) unused but cannot be unmounted to make room for %s: %s",
+			   victim->mount_point, victim->image_path, for_image, err.message);
+		hold_start(h, victim);
+		return -1;
+	}
+	hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_SUCCESS, NULL, NULL,
+		   "unmounted %s (%s) before its hold time ended: its loop device is needed "
+		   "for %s", victim->mount_point, victim->image_path, for_image);
+	entry_free(h, victim);
+	return 0;
+}
+
+/* Mount a new image within max_loop_devices, evicting held images first. */
+static int mount_new(struct hpcn_helper *h, int fd, const char *image_path,
+		     const struct hpcn_image_id *id, char *mp, size_t mpcap,
+		     struct hpcn_error *err)
+{
+	unsigned cap = h->cfg.max_loop_devices;
+
+	while (cap && mounted_count(h) >= cap) {
+		if (evict_held(h, image_path) < 0) {
+			hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, image_path,
+					"no free loop device: all %u that max_loop_devices allows "
+					"back images in use", cap);
+			err->sys_errno = ENOSPC;
+			return -1;
+		}
+	}
+	if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, id, mp, mpcap,
+				  err) == 0)
+		return 0;
+	/* The kernel's own limit: once more after freeing a held image. */
+	while (err->kind == HPCN_E_MOUNT_FAILED && err->sys_errno == ENOSPC &&
+	       evict_held(h, image_path) == 0)
+		if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, id, mp,
+					  mpcap, err) == 0)
+			return 0;
+	return -1;
+}
+
 int hpcn_uenv_acquire(struct hpcn_helper *h, const char *image_path, int image_fd,
 		      uid_t uid, gid_t gid, const char *alloc_id, char *key, size_t keycap,
 		      struct hpcn_error *err)
@@ -144,8 +214,7 @@ int hpcn_uenv_acquire(struct hpcn_helper *h, const char *image_path, int image_f
 		return hpcn_error_set(err, HPCN_E_INTERNAL, "cannot compute the image key", NULL);
 	e = hpcn_uenv_find(h, key);
 	if (!e) {
-		if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, &id, mp,
-					  sizeof(mp), err) < 0)
+		if (mount_new(h, fd, image_path, &id, mp, sizeof(mp), err) < 0)
 			return -1;
 		e = entry_new(h, key, image_path, mp);
 		if (!e) {

@@ -9,10 +9,12 @@
  *  - a full state directory (ENOSPC on a tiny tmpfs): a clear error, nothing
  *    half made; once space is back requests work and a restart finds an
  *    intact registry;
- *  - the helper under valgrind through a short scenario: no error, no leak.
- * Loop device exhaustion is not tested: on this kernel LOOP_CTL_GET_FREE
- * adds devices beyond max_loop, so the pool cannot be exhausted without
- * disturbing the node.
+ *  - the helper under valgrind through a short scenario: no error, no leak;
+ *  - its namespace FD cache bounded by a small descriptor limit;
+ *  - loop devices exhausted (max_loop_devices): a clear error, nothing half
+ *    made, held images give way. The kernel's own pool cannot be exhausted
+ *    safely here (LOOP_CTL_GET_FREE adds devices beyond max_loop on this
+ *    kernel); its failure takes the same path (ENOSPC from loopdev.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +206,8 @@ static void show_fds(pid_t pid)
 }
 
 static int request_img(struct ctx *c, const char *id, struct hpcn_error *err);
+static int request_image(struct ctx *c, const char *id, const char *image,
+			 struct hpcn_error *err);
 
 /* The helper's descriptors with one live allocation "warm-up", so that
  * those it opens lazily and shares between allocations exist (sd-event's
@@ -401,6 +405,92 @@ static void test_fd_cache_bounded(void **state)
 			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
 }
 
+static bool no_loops_of(struct hfx *fx, const void *image)
+{
+	(void)fx;
+	return hfx_count_loops_of(image) == 0;
+}
+
+static unsigned refcount_of(struct hfx *fx, const char *image)
+{
+	json_t *st = hfx_status(fx), *m = hfx_status_mount_of(st, image);
+	unsigned n = m ? (unsigned)json_integer_value(json_object_get(m, "refcount")) : 0;
+
+	json_decref(st);
+	return n;
+}
+
+/*
+ * Loop devices exhausted, with real loop devices: max_loop_devices = 2 is
+ * the node's limit here (the kernel's own cannot be reached safely on this
+ * machine, see the top of the file; both end in the same code path, a
+ * MountFailed with ENOSPC). A third image while two are in use: a clear
+ * error, nothing of the refused allocation left, the running ones untouched.
+ * Once an image is only held (its hold time running), it gives way.
+ */
+static void test_loop_devices_exhausted(void **state)
+{
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	struct hpcn_error err;
+	char img2[PATH_MAX], img3[PATH_MAX];
+
+	assert_int_equal(sqfs_fixture_make_image(&c->sq, "second", "HELLO-2", img2,
+						 sizeof(img2)), 0);
+	assert_int_equal(sqfs_fixture_make_image(&c->sq, "third", "HELLO-3", img3,
+						 sizeof(img3)), 0);
+	fx->hold_time = 600; /* only eviction can free a held image in this test */
+	assert_int_equal(hfx_write_conf(fx), 0);
+	assert_int_equal(hfx_conf_replace(fx, "[uenv]\n", "[uenv]\nmax_loop_devices = 2\n"), 0);
+	assert_int_equal(hfx_start_as_written(fx, NULL), 0);
+
+	assert_int_equal(request_image(c, "lx-1", c->image, &err), 0);
+	assert_int_equal(request_image(c, "lx-2", img2, &err), 0);
+	assert_int_equal(request_image(c, "lx-3", img3, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_MOUNT_FAILED);
+	if (!strstr(err.message, img3) || !strstr(err.message, "no free loop device") ||
+	    !strstr(err.message, "max_loop_devices"))
+		fail_msg("unclear error for the third image: %s", err.message);
+	/* Nothing of lx-3; lx-1 and lx-2 untouched. */
+	assert_no_trace_of(c, "lx-3");
+	assert_int_equal(hfx_count_loops_of(img3), 0);
+	assert_int_equal(hfx_count_loops_of(c->image), 1);
+	assert_int_equal(hfx_count_loops_of(img2), 1);
+	assert_int_equal(refcount_of(fx, c->image), 1);
+	assert_int_equal(refcount_of(fx, img2), 1);
+
+	/* lx-1 ends: its image is held, not used, and gives way to the third. */
+	if (hfx_end(fx, "lx-1", &err) < 0)
+		fail_msg("AllocationEnded lx-1: %s", err.message);
+	assert_int_equal(hfx_count_loops_of(c->image), 1); /* held */
+	if (request_image(c, "lx-3", img3, &err) < 0)
+		fail_msg("third image once the first was only held: %s", err.message);
+	assert_int_equal(hfx_count_mounts_under(fx->mount_base), 2);
+	if (!hfx_wait_for(no_loops_of, fx, c->image, HFX_TIMEOUT_MS))
+		fail_msg("the held image's loop device was not freed");
+	assert_int_equal(hfx_count_loops_of(img3), 1);
+	assert_int_equal(refcount_of(fx, img2), 1);
+	assert_int_equal(refcount_of(fx, img3), 1);
+
+	/* Both in use again: the first image is refused, then fits once lx-2 ends. */
+	assert_int_equal(request_image(c, "lx-4", c->image, &err), -1);
+	assert_int_equal(err.kind, HPCN_E_MOUNT_FAILED);
+	assert_no_trace_of(c, "lx-4");
+	if (hfx_end(fx, "lx-2", &err) < 0)
+		fail_msg("AllocationEnded lx-2: %s", err.message);
+	if (request_image(c, "lx-4", c->image, &err) < 0)
+		fail_msg("first image again after lx-2 ended: %s", err.message);
+	assert_int_equal(hfx_count_loops_of(img2), 0);
+	assert_int_equal(hfx_count_loops_of(c->image), 1);
+
+	/* Everything ends; the held images stay until teardown (hold 600 s). */
+	for (const char *const *id = (const char *const[]){ "lx-3", "lx-4", NULL }; *id; id++)
+		if (hfx_end(fx, *id, &err) < 0)
+			fail_msg("AllocationEnded %s: %s", *id, err.message);
+	assert_int_equal(refcount_of(fx, img3), 0);
+	assert_int_equal(refcount_of(fx, c->image), 0);
+}
+
 /* Did every write end the helper got die (the reader sees EOF)? */
 static bool all_hung_up(const int *rd, size_t n, int timeout_ms)
 {
@@ -479,7 +569,8 @@ static void test_eight_fds_then_leave(void **state)
 
 /* ---- a full state directory ---- */
 
-static int request_img(struct ctx *c, const char *id, struct hpcn_error *err)
+static int request_image(struct ctx *c, const char *id, const char *image,
+			 struct hpcn_error *err)
 {
 	struct hpcn_namespace_response r;
 	int fds[HPCN_NS__COUNT];
@@ -489,7 +580,7 @@ static int request_img(struct ctx *c, const char *id, struct hpcn_error *err)
 	hpcn_msg_init(&m, HPCN_TAG_NAMESPACE_REQUEST);
 	m.u.ns_request.allocation_id = strdup(id);
 	m.u.ns_request.namespaces[m.u.ns_request.n_namespaces++] = HPCN_NS_MOUNT;
-	m.u.ns_request.uenv_image = strdup(c->image);
+	m.u.ns_request.uenv_image = strdup(image);
 	rv = hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &m.u.ns_request, NULL, 0, &r,
 				     fds, err);
 	hpcn_msg_free(&m);
@@ -498,6 +589,11 @@ static int request_img(struct ctx *c, const char *id, struct hpcn_error *err)
 		hpcn_namespace_response_free(&r);
 	}
 	return rv;
+}
+
+static int request_img(struct ctx *c, const char *id, struct hpcn_error *err)
+{
+	return request_image(c, id, c->image, err);
 }
 
 /* Fill the file system of fd's file; returns the bytes written. */
@@ -756,6 +852,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_client_leaves_mid_handoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eight_fds_then_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_cache_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_devices_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_dir_full, setup, teardown),
 	};
 	const struct CMUnitTest vg[] = {

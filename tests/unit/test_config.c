@@ -56,6 +56,7 @@ static void assert_defaults(const struct hpcn_config *c)
 	assert_int_equal(c->image_prefixes.n, 0);
 	assert_int_equal(c->max_images, 4);
 	assert_true(c->max_images <= HPCN_MAX_MOUNTS);
+	assert_int_equal(c->max_loop_devices, 0); /* the kernel's limit only */
 	assert_true(c->allow_pid);
 	assert_true(c->allow_net);
 	assert_int_equal(c->reconcile_interval_secs, 30);
@@ -95,6 +96,7 @@ static const char full_conf[] =
 	"create_mount_points = /opt/tools\n"
 	"image_prefixes = /images, /scratch/uenv\n"
 	"max_images = 8\n"
+	"max_loop_devices = 16\n"
 	"[namespaces]\n"
 	"allow_pid = false\n"
 	"allow_net = 0\n"
@@ -126,6 +128,7 @@ static void assert_full(const struct hpcn_config *c)
 	assert_strv(&c->create_mount_points, 1, "/opt/tools");
 	assert_strv(&c->image_prefixes, 2, "/images", "/scratch/uenv");
 	assert_int_equal(c->max_images, 8);
+	assert_int_equal(c->max_loop_devices, 16);
 	assert_false(c->allow_pid);
 	assert_false(c->allow_net);
 	assert_int_equal(c->reconcile_interval_secs, 5);
@@ -251,6 +254,11 @@ static const struct error_case error_cases[] = {
 	  "helper.conf:2: [cgroup] kill_timeout: '0' is out of range 1..3600" },
 	{ "[uenv]\nmax_images = 0\n",
 	  "helper.conf:2: [uenv] max_images: '0' is out of range 1..8" },
+	{ "[uenv]\nmax_loop_devices = 2000000\n",
+	  "helper.conf:2: [uenv] max_loop_devices: '2000000' is out of range 0..1048576" },
+	{ "[uenv]\nmax_loop_devices = -1\n",
+	  "helper.conf:2: [uenv] max_loop_devices: '-1' is negative, expected a number in "
+	  "0..1048576" },
 	{ "[uenv]\nmax_images = 99\n",
 	  "helper.conf:2: [uenv] max_images: '99' is out of range 1..8" },
 	{ "[cgroup]\nenabled = maybe\n",
@@ -556,7 +564,7 @@ static void test_shipped_config_has_every_key(void **state)
 				 SHIPPED_CONF);
 		nkeys++;
 	}
-	assert_int_equal(nkeys, 22);
+	assert_int_equal(nkeys, 23);
 	free(dump);
 	free(text);
 	hpcn_config_free(&d);
