@@ -342,8 +342,6 @@ int hpcn_registry_remove(struct hpcn_registry *r, struct hpcn_alloc *a, struct h
 	    unlinkat(r->dirfd, name, 0) < 0 && errno != ENOENT)
 		rv = hpcn_error_set_errno(err, HPCN_E_INTERNAL, errno, NULL,
 					  "cannot remove registry record %s/%s", r->dir, name);
-	else
-		(void)fsync(r->dirfd);
 	for (size_t i = 0; i < r->n; i++)
 		if (r->v[i] == a) {
 			r->v[i] = r->v[--r->n];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The allocation registry: every allocation the helper serves, recorded
- * durably under <state_dir>/allocations/<id>.json (temp + fsync + rename),
+ * under <state_dir>/allocations/<id>.json (temp + rename: atomic for the next
+ * helper after a crash; not fsync'd, see hpcn_write_file_atomic_at),
  * so that a restarted helper tells live allocations from leftovers (WI6).
  * A record is written in state "creating" before any resource is made and
  * "active" once all of it exists: a crash in between leaves a "creating"

@@ -85,11 +85,8 @@ int hpcn_write_file_atomic_at(int dirfd, const char *name,
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) < 0)
-		goto fail;
 	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		goto fail;
-	(void)fsync(dirfd);
 	return 0;
 fail:
 	saved = errno;

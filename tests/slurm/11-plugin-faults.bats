@@ -39,8 +39,15 @@ teardown() {
 	plugin_cancel_jobs
 }
 
-_running_step_pid() { # jobid.stepid -> pid of its slurmstepd
-	pgrep -f "^slurmstepd: \[$1\]\$"
+_running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster only
+	# Job ids start at 1 in every cluster: another test's cluster on this
+	# machine may run a step of the same name. Ours inherit our SLURM_CONF.
+	local p
+	for p in $(pgrep -f "^slurmstepd: \[$1\]\$"); do
+		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF" &&
+			echo "$p"
+	done
+	return 0
 }
 
 @test "helper SIGKILLed and restarted under a running step: the step goes on, later steps work" {

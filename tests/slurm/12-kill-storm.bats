@@ -37,6 +37,7 @@ teardown_file() {
 
 teardown() {
 	cluster_dump_logs_on_failure
+	[[ -n ${STORM_KEEP:-} ]] && { mkdir -p "$STORM_KEEP"; cp -a "$HPCN_LOGS" "$HPCN_WORK" "$HPCN_HELPER_AUDIT" "$STORM_KEEP/"; }
 	plugin_cancel_jobs
 	_storm_kill_sruns
 	# A failed storm may leave the helper dead: the next run of a test (or
