@@ -106,10 +106,12 @@ int hfx_setup(struct hfx *fx)
 		return -1;
 	}
 	/* The allowed mount points, created on the host when missing (the
-	 * namespaces share the host's root file system); removed at teardown. */
+	 * namespaces share the host's root file system), as a node image ships
+	 * them. Never removed: an rmdir on the host detaches whatever other
+	 * mount namespaces (another test's running steps) mounted there. */
 	for (int i = 0; i < 2; i++)
-		if (!hfx_exists(mount_points[i]) && mkdir(mount_points[i], 0755) == 0)
-			fx->made_mp[i] = true;
+		if (!hfx_exists(mount_points[i]))
+			mkdir(mount_points[i], 0755);
 	return 0;
 }
 
@@ -820,11 +822,6 @@ void hfx_teardown(struct hfx *fx)
 		nftw(fx->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 		fx->dir[0] = '\0';
 	}
-	for (int i = 0; i < 2; i++)
-		if (fx->made_mp[i]) {
-			rmdir(mount_points[i]);
-			fx->made_mp[i] = false;
-		}
 }
 
 int hfx_request(struct hfx *fx, const char *id, const enum hpcn_ns_type *types, size_t n,

@@ -43,7 +43,6 @@ struct hfx {
 
 	pid_t kids[HFX_MAX_KIDS];     /* test processes killed at teardown */
 	size_t n_kids;
-	bool made_mp[2];              /* we created /user-environment, /user-tools */
 	/* When set (NULL-terminated, e.g. valgrind and its options), the helper
 	 * runs as exec_prefix[0] exec_prefix[1..] <helper> -f -c <conf>. */
 	const char *const *exec_prefix;

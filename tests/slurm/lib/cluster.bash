@@ -504,14 +504,11 @@ cluster_start() {
 	chmod 0755 "$HPCN_T/images"
 	_cl_msg "T=$HPCN_T"
 
-	# Mount points the helper may create on the host: removed at the end
-	# when we were the ones who made them appear.
-	: >"$HPCN_T/made-mount-points"
-	for mp in /user-environment /user-tools; do
-		[[ -e $mp ]] || echo "$mp" >>"$HPCN_T/made-mount-points"
-	done
 	# Node images ship them; the plugin's fallback=local (no helper) cannot
-	# create them, so a node without them would fail there.
+	# create them, so a node without them would fail there. Created when
+	# missing and never removed: removing a directory on the host detaches
+	# what other mount namespaces mounted on it, so one test run's cleanup
+	# took the image away from another run's running steps.
 	mkdir -p /user-environment /user-tools
 
 	cg=$(_cl_cgroup2_mount)
@@ -650,12 +647,6 @@ cluster_stop() {
 		sleep 0.05
 	done
 	[[ -z $ids ]] || { _cl_die "loop devices left: $ids"; rc=1; }
-
-	if [[ -s $HPCN_T/made-mount-points ]]; then
-		while IFS= read -r mp; do
-			mountpoint -q "$mp" || rmdir "$mp" 2>/dev/null
-		done <"$HPCN_T/made-mount-points"
-	fi
 
 	((rc == 0)) || cluster_dump_logs
 	if [[ -z $(_cl_mounts_under "$HPCN_T") ]]; then
