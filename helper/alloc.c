@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,6 +173,13 @@ static void maybe_end(struct hpcn_helper *h, struct hpcn_alloc *a, const struct 
 
 	if (a->conn || a->state != HPCN_ALLOC_ACTIVE || h->stopping)
 		return;
+	/* Inside its grace (its tasks may not have joined yet) it stays
+	 * whatever a scan would find. A step's client closes its connection
+	 * right after the handoff: no scan of /proc for that (u == NULL), the
+	 * periodic pass scans once for all and learns who joined. */
+	if (!u && !a->populated_seen &&
+	    hpcn_now_ms() - a->created_mono_ms < HPCN_ORPHAN_GRACE_MS)
+		return;
 	if (alloc_has_processes(h, a, u))
 		return;
 	if (!a->populated_seen && hpcn_now_ms() - a->created_mono_ms < HPCN_ORPHAN_GRACE_MS)
@@ -186,11 +194,21 @@ struct watch_ctx {
 	char id[HPCN_ALLOC_ID_MAX + 1];
 };
 
-static int on_scope_event(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+/* kernfs raised POLLPRI: cgroup.events changed (populated 1 -> 0 among
+ * others). Reading it re-arms the notification (kernfs compares the file's
+ * event counter with the one seen at the last read). */
+static int on_scope_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct watch_ctx *w = userdata;
-	struct hpcn_alloc *a = hpcn_registry_find(&w->h->reg, w->id);
+	struct hpcn_alloc *a;
+	char buf[256];
 
+	(void)s;
+	(void)revents;
+	if (lseek(fd, 0, SEEK_SET) == 0)
+		while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
+			;
+	a = hpcn_registry_find(&w->h->reg, w->id);
 	if (a)
 		maybe_end(w->h, a, NULL);
 	return 0;
@@ -201,29 +219,43 @@ static void watch_destroy(void *userdata)
 	free(userdata);
 }
 
+/*
+ * Learn when the scope empties: EPOLLPRI on its cgroup.events, not inotify.
+ * Removing an inotify watch waits for an SRCU grace period in the kernel:
+ * up to 20 ms of every allocation's end, i.e. of every step (measured,
+ * docs/benchmarks.md); an epoll registration goes at no cost.
+ */
 static void watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
+	_cleanup_close_ int dfd = -1, fd = -1;
 	struct watch_ctx *w;
 	sd_event_source *src = NULL;
-	char path[PATH_MAX * 2];
+	char buf[256];
 
 	if (!a->scope[0] || !h->cgroup_ok || a->watch)
 		return;
+	dfd = hpcn_cgroup_open_dir(&h->cg, a->scope, NULL);
+	if (dfd < 0)
+		return; /* the periodic reconciliation still notices the end */
+	fd = openat(dfd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Within the descriptors left after room for every client (see
+	 * raise_fd_limit); beyond them the periodic reconciliation will do. */
+	if (fd < 0 || fd >= h->ns_fd_cache_below)
+		return;
+	/* Consume the current state: only changes from here on wake us. */
+	while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
+		;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return;
 	w->h = h;
 	snprintf(w->id, sizeof(w->id), "%s", a->id);
-	if (snprintf(path, sizeof(path), "%s/%s/cgroup.events", h->cg.root, a->scope) >=
-	    (int)sizeof(path)) {
+	if (sd_event_add_io(h->event, &src, fd, EPOLLPRI, on_scope_event, w) < 0) {
 		free(w);
 		return;
 	}
-	if (sd_event_add_inotify(h->event, &src, path, IN_MODIFY, on_scope_event, w) < 0) {
-		/* The periodic reconciliation still notices the end. */
-		free(w);
-		return;
-	}
+	sd_event_source_set_io_fd_own(src, true);
+	fd = -1; /* the source closes it */
 	sd_event_source_set_destroy_callback(src, watch_destroy);
 	a->watch = src;
 }

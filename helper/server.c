@@ -34,9 +34,10 @@
 /* Descriptors besides the clients': listening socket, cgroups, namespaces,
  * mounts in progress. */
 #define HPCN_FD_RESERVE 256
-/* Namespace FDs kept open for repeated handoffs: 3 for each of 8192
- * allocations (see raise_fd_limit). */
-#define HPCN_NS_FD_CACHE (3 * 8192)
+/* Descriptors kept per allocation: its namespaces for repeated handoffs
+ * and its scope's cgroup.events, 4 for each of 8192 allocations (see
+ * raise_fd_limit). */
+#define HPCN_NS_FD_CACHE (4 * 8192)
 
 static void conn_free(struct hpcn_conn *c)
 {
