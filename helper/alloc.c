@@ -27,6 +27,9 @@
 /* A new allocation whose client went away before any process showed up is
  * kept this long before the helper ends it (the tasks may still be coming). */
 #define HPCN_ORPHAN_GRACE_MS 30000
+/* How long an end waits for its scope's processes before it goes on
+ * asynchronously (see destroy_scope). */
+#define HPCN_KILL_SYNC_MS 200
 
 static bool peer_may_manage(const struct hpcn_conn *c, const struct hpcn_alloc *a)
 {
@@ -194,6 +197,15 @@ struct watch_ctx {
 	char id[HPCN_ALLOC_ID_MAX + 1];
 };
 
+/* An end that was waiting for its scope's processes to die: try again. */
+static void finish_end(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	struct hpcn_error err;
+
+	if (hpcn_alloc_end(h, a, NULL, &err) < 0)
+		hpcn_log_error("allocation %s: %s", a->id, err.message);
+}
+
 /* kernfs raised POLLPRI: cgroup.events changed (populated 1 -> 0 among
  * others). Reading it re-arms the notification (kernfs compares the file's
  * event counter with the one seen at the last read). */
@@ -209,7 +221,9 @@ static int on_scope_event(sd_event_source *s, int fd, uint32_t revents, void *us
 		while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
 			;
 	a = hpcn_registry_find(&w->h->reg, w->id);
-	if (a)
+	if (a && a->state == HPCN_ALLOC_ENDING)
+		finish_end(w->h, a); /* its scope's processes may all be gone now */
+	else if (a)
 		maybe_end(w->h, a, NULL);
 	return 0;
 }
@@ -294,7 +308,109 @@ static void release_mounts(struct hpcn_helper *h, struct hpcn_alloc *a)
 	hpcn_alloc_clear_mounts(a);
 }
 
-/* Undo whatever exists of an allocation; leaves the record. */
+/* The end of an allocation no longer waits: neither its scope's
+ * cgroup.events nor its kill_timeout. */
+static void stop_waiting(struct hpcn_alloc *a)
+{
+	a->watch = sd_event_source_disable_unref(a->watch);
+	a->kill_timer = sd_event_source_disable_unref(a->kill_timer);
+	a->kill_deadline_ms = 0;
+}
+
+static int on_kill_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct watch_ctx *w = userdata;
+	struct hpcn_helper *h = w->h;
+	struct hpcn_alloc *a = hpcn_registry_find(&h->reg, w->id);
+
+	(void)s;
+	(void)usec;
+	if (a && a->state == HPCN_ALLOC_ENDING) {
+		a->kill_timer = sd_event_source_disable_unref(a->kill_timer);
+		finish_end(h, a); /* still populated: a zombie now */
+	}
+	return 0;
+}
+
+/* Wake the end up again when the scope empties (its cgroup.events watch)
+ * and at the latest when kill_timeout runs out. */
+static void end_later(struct hpcn_helper *h, struct hpcn_alloc *a)
+{
+	struct watch_ctx *w;
+	uint64_t now = hpcn_now_ms();
+
+	watch_scope(h, a);
+	if (a->kill_timer)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return; /* the periodic reconciliation retries */
+	w->h = h;
+	snprintf(w->id, sizeof(w->id), "%s", a->id);
+	if (sd_event_add_time_relative(h->event, (sd_event_source **)&a->kill_timer,
+				       CLOCK_MONOTONIC,
+				       (a->kill_deadline_ms > now ? a->kill_deadline_ms - now : 0) *
+				       1000ULL, 1000, on_kill_deadline, w) < 0) {
+		a->kill_timer = NULL;
+		free(w);
+		return;
+	}
+	sd_event_source_set_destroy_callback(a->kill_timer, watch_destroy);
+}
+
+/*
+ * Kill the scope and remove it. The event loop serves everyone else: the end
+ * waits HPCN_KILL_SYNC_MS for the processes to die (they do at once unless
+ * stuck), then goes on later (returns 1): when cgroup.events says the scope
+ * is empty, or when kill_timeout (F30) has run out, where the scope becomes
+ * a zombie (-1), retried by the periodic reconciliation.
+ */
+static int destroy_scope(struct hpcn_helper *h, struct hpcn_alloc *a,
+			 const struct hpcn_audit_ctx *who, struct hpcn_error *err)
+{
+	struct hpcn_error e;
+	uint64_t now = hpcn_now_ms();
+
+	if (hpcn_cgroup_destroy_scope(&h->cg, a->scope, a->zombie ? 0 : HPCN_KILL_SYNC_MS,
+				      &e) == 0) {
+		hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id, "%s",
+			   a->scope);
+		return 0;
+	}
+	/* Not found: named ahead (write-ahead) but never made. */
+	if (e.kind == HPCN_E_CGROUP_NOT_FOUND)
+		return 0;
+	if (e.sys_errno == ETIMEDOUT && !a->zombie) {
+		if (!a->kill_deadline_ms) {
+			a->kill_deadline_ms = now + (uint64_t)h->cfg.kill_timeout_secs * 1000;
+			hpcn_log_notice("allocation %s: processes of %s still dying; its end "
+					"completes when they are gone (at most %u s)", a->id,
+					a->scope, h->cfg.kill_timeout_secs);
+		}
+		if (now < a->kill_deadline_ms) {
+			end_later(h, a);
+			return 1;
+		}
+		hpcn_error_setf(&e, HPCN_E_CGROUP_KILL_FAILED, a->scope,
+				"still populated after %u s (processes in D state?)",
+				h->cfg.kill_timeout_secs);
+	}
+	if (!a->zombie) {
+		a->zombie = true;
+		a->zombie_since = (int64_t)time(NULL);
+		hpcn_audit(HPCN_AUDIT_CGROUP_KILL_FAILED, HPCN_AUDIT_FAILURE, who, a->id, "%s",
+			   e.message);
+	}
+	/* The cgroup.events watch stays: a zombie that empties ends at once. */
+	a->kill_timer = sd_event_source_disable_unref(a->kill_timer);
+	a->kill_deadline_ms = 0;
+	*err = e;
+	return -1;
+}
+
+/* Undo whatever exists of an allocation; leaves the record. 0 when done,
+ * 1 when its scope's processes are still dying (it finishes by itself), -1
+ * on failure (*err; a scope that would not die is a zombie). */
 static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_refs,
 		    const struct hpcn_audit_ctx *who, struct hpcn_error *err)
 {
@@ -316,27 +432,14 @@ static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_re
 		a->ns_mask = 0;
 		a->pid_holder = 0;
 	}
-	sd_event_source_disable_unref(a->watch);
-	a->watch = NULL;
 	if (a->scope[0] && h->cgroup_ok) {
-		if (hpcn_cgroup_destroy_scope(&h->cg, a->scope,
-					      (int)h->cfg.kill_timeout_secs * 1000, &e) < 0) {
-			/* Not found: named ahead (write-ahead) but never made. */
-			if (e.kind != HPCN_E_CGROUP_NOT_FOUND) {
-				if (!a->zombie) {
-					a->zombie = true;
-					a->zombie_since = (int64_t)time(NULL);
-					hpcn_audit(HPCN_AUDIT_CGROUP_KILL_FAILED,
-						   HPCN_AUDIT_FAILURE, who, a->id, "%s",
-						   e.message);
-				}
-				*err = e;
-				return -1;
-			}
-		} else {
-			hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id,
-				   "%s", a->scope);
-		}
+		int rc = destroy_scope(h, a, who, err);
+
+		if (rc != 0)
+			return rc;
+	}
+	stop_waiting(a);
+	if (a->scope[0] && h->cgroup_ok) {
 		a->scope[0] = '\0';
 		a->zombie = false;
 		if (a->group[0]) {
@@ -359,12 +462,16 @@ int hpcn_alloc_end(struct hpcn_helper *h, struct hpcn_alloc *a,
 {
 	struct hpcn_error e;
 
+	int rc;
+
 	a->state = HPCN_ALLOC_ENDING;
 	hpcn_registry_save(&h->reg, a, NULL);
-	if (teardown(h, a, true, who, err) < 0) {
-		/* A zombie scope keeps its record: never reused, retried later. */
+	rc = teardown(h, a, true, who, err);
+	if (rc != 0) {
+		/* Still dying, or a zombie scope: the record stays (never
+		 * reused), the end finishes by itself or is retried later. */
 		hpcn_registry_save(&h->reg, a, NULL);
-		return -1;
+		return rc;
 	}
 	if (hpcn_registry_remove(&h->reg, a, &e) < 0)
 		hpcn_log_error("%s", e.message);
@@ -605,6 +712,7 @@ void hpcn_handle_namespace_request(struct hpcn_helper *h, struct hpcn_conn *c,
 	struct hpcn_strv warnings = { 0 };
 	struct hpcn_error err, e2;
 	struct hpcn_alloc *a;
+	int rc;
 
 	normalise_mounts(r);
 	a = hpcn_registry_find(&h->reg, r->allocation_id);
@@ -668,12 +776,16 @@ void hpcn_handle_namespace_request(struct hpcn_helper *h, struct hpcn_conn *c,
 	goto out;
 
 undo:
-	if (teardown(h, a, true, &c->peer, &e2) < 0)
+	rc = teardown(h, a, true, &c->peer, &e2);
+	if (rc < 0)
 		hpcn_log_error("allocation %s: cleanup after failure: %s", a->id, e2.message);
-	if (!a->zombie)
+	if (rc == 0 || (rc < 0 && !a->zombie)) {
+		stop_waiting(a);
 		hpcn_registry_remove(&h->reg, a, NULL);
-	else
+	} else {
+		a->state = HPCN_ALLOC_ENDING;
 		hpcn_registry_save(&h->reg, a, NULL);
+	}
 	goto failed;
 denied_or_invalid:
 	if (err.kind != HPCN_E_DENIED)
@@ -848,6 +960,7 @@ void hpcn_handle_metrics(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn
 int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
 {
 	struct hpcn_strv warnings = { 0 };
+	int rc;
 
 	if (snprintf(h->ns_dir, sizeof(h->ns_dir), "%s/ns", h->cfg.state_dir) >=
 	    (int)sizeof(h->ns_dir))
@@ -870,10 +983,16 @@ int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
 			hpcn_log_notice("allocation %s was being created when the helper "
 					"stopped; removing what exists of it", a->id);
 			hpcn_alloc_clear_mounts(a);
-			if (teardown(h, a, false, NULL, &e) < 0)
+			rc = teardown(h, a, false, NULL, &e);
+			if (rc < 0)
 				hpcn_log_error("allocation %s: %s", a->id, e.message);
-			if (!a->zombie)
+			if (rc == 0 || (rc < 0 && !a->zombie)) {
+				stop_waiting(a);
 				hpcn_registry_remove(&h->reg, a, NULL);
+			} else {
+				a->state = HPCN_ALLOC_ENDING;
+				hpcn_registry_save(&h->reg, a, NULL);
+			}
 			continue;
 		}
 		if (a->ns_mask) {

@@ -953,9 +953,11 @@ int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int time
 		now = hpcn_now_ms();
 		if (now >= deadline) {
 			fmt_duration(dur, sizeof(dur), timeout_ms);
-			return hpcn_error_setf(err, HPCN_E_CGROUP_KILL_FAILED, norm,
-					       "still populated after %s (processes in D state?)",
-					       dur);
+			hpcn_error_setf(err, HPCN_E_CGROUP_KILL_FAILED, norm,
+					"still populated after %s (processes in D state?)", dur);
+			if (err)
+				err->sys_errno = ETIMEDOUT;
+			return -1;
 		}
 		slice = (int)(deadline - now);
 		if (slice > CG_POLL_SLICE_MS)

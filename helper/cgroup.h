@@ -173,8 +173,9 @@ int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_err
  * kill, wait until cgroup.events says "populated 0" (woken by POLLPRI on
  * cgroup.events, at most timeout_ms), rmdir. A scope already gone is fine.
  * On timeout: CgroupError KillFailed "cgroup.kill failed for PATH: still
- * populated after 10 s (processes in D state?)"; the caller marks the scope
- * zombie and never reuses it (F30).
+ * populated after 10 s (processes in D state?)" with sys_errno ETIMEDOUT;
+ * the caller waits on (asynchronously) or marks the scope zombie and never
+ * reuses it (F30).
  */
 int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int timeout_ms,
 			      struct hpcn_error *err);

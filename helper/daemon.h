@@ -92,7 +92,10 @@ int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err);
 /* Periodic and on-demand reconciliation; report (may be NULL) collects what
  * was corrected, as JSON strings. */
 void hpcn_allocs_reconcile(struct hpcn_helper *h, json_t *report);
-/* End an allocation: release everything it holds, kill its scope. */
+/* End an allocation: release everything it holds, kill its scope. 0 when
+ * done; 1 when its scope's processes are still dying (the end completes by
+ * itself, state "ending"); -1 with *err (a scope that would not die within
+ * kill_timeout is a zombie, retried by the reconciliation). */
 int hpcn_alloc_end(struct hpcn_helper *h, struct hpcn_alloc *a,
 		   const struct hpcn_audit_ctx *who, struct hpcn_error *err);
 

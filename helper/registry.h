@@ -62,6 +62,8 @@ struct hpcn_alloc {
 	/* Runtime only, never saved. */
 	void *conn;                         /* the connection that made it, while open */
 	void *watch;                        /* sd_event_source on cgroup.events */
+	void *kill_timer;                   /* sd_event_source: kill_timeout of its end */
+	uint64_t kill_deadline_ms;          /* its end's kill_timeout runs out, 0 = none */
 	uint64_t created_mono_ms;
 	bool populated_seen;                /* its scope has held processes */
 	/* Its namespaces, opened at the first handoff and kept: a repeated

@@ -52,7 +52,35 @@ struct ctx {
 	struct sqfs_fixture sq;
 	char image[PATH_MAX];
 	int loops_before;
+	char freezer[128];              /* a v1 freezer cgroup of ours, "" = none */
 };
+
+#define FREEZER_ROOT "/sys/fs/cgroup/freezer"
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), rv;
+
+	if (fd < 0)
+		return -1;
+	rv = write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
+	close(fd);
+	return rv;
+}
+
+/* Thaw and remove our freezer cgroup, whatever state a failed test left. */
+static void freezer_cleanup(struct ctx *c)
+{
+	char p[256];
+
+	if (!c->freezer[0])
+		return;
+	snprintf(p, sizeof(p), "%s/freezer.state", c->freezer);
+	write_str(p, "THAWED");
+	for (int i = 0; i < 100 && rmdir(c->freezer) < 0 && errno == EBUSY; i++)
+		hfx_sleep_ms(20);
+	c->freezer[0] = '\0';
+}
 
 static int setup(void **state)
 {
@@ -74,6 +102,7 @@ static int teardown(void **state)
 
 	if (!c)
 		return 0;
+	freezer_cleanup(c); /* first: a frozen process cannot be killed */
 	hfx_teardown(&c->fx);
 	sqfs_fixture_cleanup(&c->sq);
 	if (!sqfs_wait_loop_count(c->loops_before, 5000))
@@ -157,12 +186,11 @@ static bool ns_fds_below(struct hfx *fx, const void *arg)
 	return highest_fd_under(fx->pid, b->nsdir) < b->below;
 }
 
-/* The highest descriptor of pid that is a namespace pin under prefix (-1: none). */
-static int highest_fd_under(pid_t pid, const char *prefix)
+/* Each descriptor of pid with what it points to: fn(fd, target, arg). */
+static void each_fd(pid_t pid, void (*fn)(int fd, const char *target, void *arg), void *arg)
 {
 	char p[64], target[PATH_MAX], link[PATH_MAX + 64];
 	struct dirent *de;
-	int highest = -1;
 	DIR *d;
 
 	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
@@ -175,34 +203,43 @@ static int highest_fd_under(pid_t pid, const char *prefix)
 		snprintf(link, sizeof(link), "%s/%s", p, de->d_name);
 		n = readlink(link, target, sizeof(target) - 1);
 		target[n > 0 ? n : 0] = '\0';
-		if (strncmp(target, prefix, strlen(prefix)) == 0 && atoi(de->d_name) > highest)
-			highest = atoi(de->d_name);
+		fn(atoi(de->d_name), target, arg);
 	}
 	if (d)
 		closedir(d);
-	return highest;
+}
+
+struct highest {
+	const char *prefix;
+	int fd;
+};
+
+static void note_highest(int fd, const char *target, void *arg)
+{
+	struct highest *h = arg;
+
+	if (strncmp(target, h->prefix, strlen(h->prefix)) == 0 && fd > h->fd)
+		h->fd = fd;
+}
+
+/* The highest descriptor of pid that is a namespace pin under prefix (-1: none). */
+static int highest_fd_under(pid_t pid, const char *prefix)
+{
+	struct highest h = { prefix, -1 };
+
+	each_fd(pid, note_highest, &h);
+	return h.fd;
+}
+
+static void print_fd(int fd, const char *target, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "  helper fd %d -> %s\n", fd, target);
 }
 
 static void show_fds(pid_t pid)
 {
-	char p[64], target[PATH_MAX], link[PATH_MAX + 64];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	while (d && (de = readdir(d))) {
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(link, sizeof(link), "%s/%s", p, de->d_name);
-		n = readlink(link, target, sizeof(target) - 1);
-		target[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "  helper fd %s -> %s\n", de->d_name, target);
-	}
-	if (d)
-		closedir(d);
+	each_fd(pid, print_fd, NULL);
 }
 
 static int request_img(struct ctx *c, const char *id, struct hpcn_error *err);
@@ -490,6 +527,119 @@ static void test_loop_devices_exhausted(void **state)
 			fail_msg("AllocationEnded %s: %s", *id, err.message);
 	assert_int_equal(refcount_of(fx, img3), 0);
 	assert_int_equal(refcount_of(fx, c->image), 0);
+}
+
+static bool alloc_zombie(struct hfx *fx, const void *id)
+{
+	json_t *st = hfx_status(fx), *a = hfx_status_alloc(st, id);
+	bool z = a && json_is_true(json_object_get(a, "zombie"));
+
+	json_decref(st);
+	return z;
+}
+
+static bool alloc_gone(struct hfx *fx, const void *id)
+{
+	json_t *st = hfx_status(fx);
+	bool gone = st && !hfx_status_alloc(st, id);
+
+	json_decref(st);
+	return gone;
+}
+
+/*
+ * F30 with a process that really cannot die: frozen in a cgroup v1 freezer
+ * (this hybrid machine has one), where SIGKILL leaves it in D state until it
+ * is thawed. Ending its allocation must not stall the helper for
+ * kill_timeout: the end answers at once and goes on by itself, other clients
+ * are served meanwhile; at kill_timeout the scope is a zombie; once the
+ * process can die, its scope's cgroup.events ends the allocation (the
+ * periodic reconciliation is an hour away here, so it is not what did it).
+ */
+static void test_end_waits_for_dying_scope(void **state)
+{
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	struct hpcn_error err;
+	char scope[PATH_MAX * 2 + 2], p[PATH_MAX * 2 + 64], buf[32];
+	json_t *st, *a;
+	pid_t kid;
+	int pfd[2];
+	char y;
+
+	if (access(FREEZER_ROOT "/cgroup.procs", F_OK) < 0)
+		fail_msg("this test needs the cgroup v1 freezer at " FREEZER_ROOT
+			 " (a hybrid cgroup machine, as the CI's)");
+	fx->reconcile_interval = 3600;
+	assert_int_equal(hfx_write_conf(fx), 0);
+	assert_int_equal(hfx_conf_replace(fx, "kill_timeout = 5", "kill_timeout = 2"), 0);
+	assert_int_equal(hfx_start_as_written(fx, NULL), 0);
+	if (request_img(c, "dying-1", &err) < 0)
+		fail_msg("dying-1: %s", err.message);
+	st = hfx_status(fx);
+	a = hfx_status_alloc(st, "dying-1");
+	assert_non_null(a);
+	snprintf(scope, sizeof(scope), "%s/%s", fx->cg_root,
+		 json_string_value(json_object_get(a, "scope")));
+	json_decref(st);
+
+	/* A process in the scope, then frozen. */
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		close(pfd[1]);
+		(void)!read(pfd[0], &y, 1); /* until it is placed */
+		for (;;)
+			pause();
+	}
+	close(pfd[0]);
+	hfx_track(fx, kid);
+	snprintf(buf, sizeof(buf), "%d", (int)kid);
+	snprintf(p, sizeof(p), "%s/cgroup.procs", scope);
+	assert_int_equal(write_str(p, buf), 0);
+	snprintf(c->freezer, sizeof(c->freezer), FREEZER_ROOT "/hpcn-it-%d", (int)getpid());
+	assert_int_equal(mkdir(c->freezer, 0755), 0);
+	snprintf(p, sizeof(p), "%s/cgroup.procs", c->freezer);
+	assert_int_equal(write_str(p, buf), 0);
+	(void)!write(pfd[1], "y", 1);
+	close(pfd[1]);
+	hfx_sleep_ms(50); /* back in pause() */
+	snprintf(p, sizeof(p), "%s/freezer.state", c->freezer);
+	assert_int_equal(write_str(p, "FROZEN"), 0);
+
+	/* The end answers, the allocation is ending, not yet a zombie. */
+	if (hfx_end(fx, "dying-1", &err) < 0)
+		fail_msg("AllocationEnded dying-1: %s", err.message);
+	st = hfx_status(fx);
+	a = hfx_status_alloc(st, "dying-1");
+	assert_non_null(a);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "ending");
+	assert_false(json_is_true(json_object_get(a, "zombie")));
+	json_decref(st);
+	assert_true(hfx_alive(kid));
+	/* Others are served meanwhile: a whole allocation comes and goes. */
+	if (request_img(c, "other-1", &err) < 0)
+		fail_msg("other-1 while dying-1 ends: %s", err.message);
+	if (hfx_end(fx, "other-1", &err) < 0)
+		fail_msg("AllocationEnded other-1: %s", err.message);
+	assert_true(alloc_gone(fx, "other-1"));
+
+	/* kill_timeout (2 s) runs out: a zombie, audited. */
+	if (!hfx_wait_for(alloc_zombie, fx, "dying-1", HFX_TIMEOUT_MS))
+		fail_msg("dying-1 did not become a zombie after kill_timeout");
+	assert_true(hfx_audit_count(fx, "\"cgroup.kill_failed\"", "dying-1",
+				    "still populated after 2 s", NULL) >= 1);
+	assert_true(hfx_exists(scope));
+
+	/* The process can die now: the scope empties, the allocation ends. */
+	freezer_cleanup(c);
+	assert_true(hfx_wait_child(kid, HFX_TIMEOUT_MS) != -1);
+	if (!hfx_wait_for(alloc_gone, fx, "dying-1", HFX_TIMEOUT_MS))
+		fail_msg("dying-1 was not ended once its scope emptied");
+	assert_false(hfx_exists(scope));
+	assert_true(hfx_audit_count(fx, "\"cgroup.destroy\"", "dying-1", NULL) >= 1);
+	assert_no_trace_of(c, "dying-1");
 }
 
 /* Did every write end the helper got die (the reader sees EOF)? */
@@ -858,6 +1008,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_eight_fds_then_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_cache_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_devices_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_waits_for_dying_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_dir_full, setup, teardown),
 	};
 	const struct CMUnitTest vg[] = {
