@@ -62,9 +62,44 @@ static const char *env_value(spank_t sp, bool remote, const char *name, char *bu
 	return NULL;
 }
 
+/*
+ * What srun, sbatch or salloc resolved (repository names become files), for
+ * the node: resolving NAME again there, later and as root, could pick another
+ * image when the repository changed in between (a new "latest"). Keyed by
+ * the request as written, so that the pair a nested srun inherits is only
+ * used for the same request. A user who sets them by hand gains nothing
+ * --uenv would not give: the node parses and checks them like --uenv, and the
+ * helper opens the images as the user.
+ */
+#define ENV_REQUESTED "HPCN_UENV_REQUESTED"
+#define ENV_RESOLVED "HPCN_UENV_RESOLVED"
+
+/* In srun/sbatch/salloc itself: the job's environment is taken from ours
+ * after this (spank_setenv is not available to sbatch's allocator context). */
+static void pass_resolved(const char *requested)
+{
+	static char canon[HPCN_UENV_ARG_MAX];
+
+	if (hpcn_uenv_spec_to_string(&hpcn_ctx.spec, canon, sizeof(canon)) < 0 ||
+	    setenv(ENV_REQUESTED, requested, 1) < 0 || setenv(ENV_RESOLVED, canon, 1) < 0)
+		log_verbose("cannot pass the resolved --uenv on; the node resolves it again");
+}
+
+/* The resolved form srun passed on for this very request, or NULL. */
+static const char *resolved_for(spank_t sp, const char *requested)
+{
+	static char req[HPCN_UENV_ARG_MAX], res[HPCN_UENV_ARG_MAX];
+	const char *r = env_value(sp, true, ENV_REQUESTED, req, sizeof(req));
+
+	if (!r || strcmp(r, requested) != 0)
+		return NULL;
+	return env_value(sp, true, ENV_RESOLVED, res, sizeof(res));
+}
+
 int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 {
 	static char ubuf[HPCN_UENV_ARG_MAX], vbuf[4096];
+	const char *resolved = NULL;
 	const char *uenv = hpcn_ctx.opt_uenv, *view = hpcn_ctx.opt_view;
 	const char *uvar = "SLURM_UENV", *vvar = "SLURM_UENV_VIEW";
 	struct hpcn_view_list views;
@@ -95,9 +130,14 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 						  "--view needs --uenv (or SLURM_UENV)");
 		return 0;
 	}
-	if (hpcn_uenv_spec_parse(uenv, &hpcn_ctx.args, &hpcn_ctx.spec, err) < 0 ||
+	if (remote)
+		resolved = resolved_for(sp, uenv);
+	if (hpcn_uenv_spec_parse(resolved ? resolved : uenv, &hpcn_ctx.args, &hpcn_ctx.spec,
+				 err) < 0 ||
 	    hpcn_uenv_spec_resolve(&hpcn_ctx.spec, &hpcn_ctx.args, err) < 0)
 		return -1;
+	if (!remote)
+		pass_resolved(uenv);
 	if (view && (view[0] || hpcn_ctx.opt_view)) {
 		/* Only the syntax can be checked before the images are mounted. */
 		if (hpcn_view_parse_arg(view, &views, err) < 0)

@@ -280,3 +280,27 @@ HPCN_DEMO=1" ]
 		--uenv=app/../x true
 	cluster_set_plugstack "required $HPCN_PLUGIN socket=$HPCN_SOCKET ready_file=$HPCN_READY ready_timeout=5"
 }
+
+@test "repository=: a job gets the image resolved at submission, even when 'latest' moves before it starts" {
+	local R=$HPCN_T/repo-moving id out=$HPCN_WORK/held.out
+	mkdir -p "$R/app/1.0" "$R/app/2.0"
+	cp "$IMG_APP" "$R/app/1.0/latest.squashfs"
+	cp "$IMG_OTHER" "$R/app/2.0/latest.squashfs"
+	ln -sfn 1.0 "$R/app/latest"
+	chmod -R a+rX "$R"
+	cluster_set_plugstack "required $HPCN_PLUGIN socket=$HPCN_SOCKET ready_file=$HPCN_READY ready_timeout=5 repository=$R"
+	id=$(as_user sbatch --parsable --hold --uenv=app -o "$out" -e "$out" \
+		--wrap '/user-environment/bin/hello held')
+	[[ $id =~ ^[0-9]+$ ]]
+	# The repository moves on while the job waits.
+	ln -sfn 2.0 "$R/app/latest"
+	scontrol release "$id"
+	wait_for -t 30 cluster_epilog_ran "$id"
+	cat "$out"
+	[ "$(cat "$out")" = "$(uenv_hello_marker app held)" ]
+	# A new submission gets the new latest.
+	run --separate-stderr as_user srun --uenv=app /user-environment/bin/hello now
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(uenv_hello_marker other now)" ]
+	cluster_set_plugstack "required $HPCN_PLUGIN socket=$HPCN_SOCKET ready_file=$HPCN_READY ready_timeout=5"
+}
