@@ -212,15 +212,26 @@ static void finish_end(struct hpcn_helper *h, struct hpcn_alloc *a)
 static int on_scope_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct watch_ctx *w = userdata;
-	struct hpcn_alloc *a;
+	struct hpcn_alloc *a = hpcn_registry_find(&w->h->reg, w->id);
 	char buf[256];
+	ssize_t n = -1;
 
-	(void)s;
 	(void)revents;
 	if (lseek(fd, 0, SEEK_SET) == 0)
-		while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
-			;
-	a = hpcn_registry_find(&w->h->reg, w->id);
+		do
+			n = read(fd, buf, sizeof(buf));
+		while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		/* The scope was removed behind our back (ENODEV): kernfs would
+		 * report EPOLLERR for ever. Stop watching; the periodic
+		 * reconciliation takes over. */
+		if (a && a->watch == s)
+			a->watch = sd_event_source_disable_unref(a->watch);
+		else
+			sd_event_source_set_enabled(s, SD_EVENT_OFF);
+		if (!a || a->state != HPCN_ALLOC_ENDING)
+			return 0;
+	}
 	if (a && a->state == HPCN_ALLOC_ENDING)
 		finish_end(w->h, a); /* its scope's processes may all be gone now */
 	else if (a)
@@ -239,39 +250,48 @@ static void watch_destroy(void *userdata)
  * up to 20 ms of every allocation's end, i.e. of every step (measured,
  * docs/benchmarks.md); an epoll registration goes at no cost.
  */
-static void watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
+static int watch_scope(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
 	_cleanup_close_ int dfd = -1, fd = -1;
 	struct watch_ctx *w;
 	sd_event_source *src = NULL;
 	char buf[256];
+	uint64_t populated = 1;
+	ssize_t n;
 
 	if (!a->scope[0] || !h->cgroup_ok || a->watch)
-		return;
+		return 1;
 	dfd = hpcn_cgroup_open_dir(&h->cg, a->scope, NULL);
 	if (dfd < 0)
-		return; /* the periodic reconciliation still notices the end */
+		return 1; /* the periodic reconciliation still notices the end */
 	fd = openat(dfd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	/* Within the descriptors left after room for every client (see
-	 * raise_fd_limit); beyond them the periodic reconciliation will do. */
-	if (fd < 0 || fd >= h->ns_fd_cache_below)
-		return;
+	/* Within the descriptors the watches may use (see raise_fd_limit);
+	 * beyond them the periodic reconciliation will do. */
+	if (fd < 0 || fd >= h->watch_fd_below)
+		return 1;
 	/* Consume the current state: only changes from here on wake us. */
-	while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
-		;
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0) {
+		buf[n] = '\0';
+		if (hpcn_cgroup_parse_keyed(buf, "populated", &populated) < 0)
+			populated = 1;
+	}
 	w = calloc(1, sizeof(*w));
 	if (!w)
-		return;
+		return 1;
 	w->h = h;
 	snprintf(w->id, sizeof(w->id), "%s", a->id);
 	if (sd_event_add_io(h->event, &src, fd, EPOLLPRI, on_scope_event, w) < 0) {
 		free(w);
-		return;
+		return 1;
 	}
 	sd_event_source_set_io_fd_own(src, true);
 	fd = -1; /* the source closes it */
 	sd_event_source_set_destroy_callback(src, watch_destroy);
 	a->watch = src;
+	return populated != 0;
 }
 
 void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
@@ -337,9 +357,10 @@ static int on_kill_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 static void end_later(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
 	struct watch_ctx *w;
-	uint64_t now = hpcn_now_ms();
+	/* A watch made now may have read "populated 0" that came after the
+	 * kill's last look: then come back at once, not at kill_timeout. */
+	uint64_t at = watch_scope(h, a) ? a->kill_deadline_ms : hpcn_now_ms();
 
-	watch_scope(h, a);
 	if (a->kill_timer)
 		return;
 	w = calloc(1, sizeof(*w));
@@ -347,10 +368,10 @@ static void end_later(struct hpcn_helper *h, struct hpcn_alloc *a)
 		return; /* the periodic reconciliation retries */
 	w->h = h;
 	snprintf(w->id, sizeof(w->id), "%s", a->id);
-	if (sd_event_add_time_relative(h->event, (sd_event_source **)&a->kill_timer,
-				       CLOCK_MONOTONIC,
-				       (a->kill_deadline_ms > now ? a->kill_deadline_ms - now : 0) *
-				       1000ULL, 1000, on_kill_deadline, w) < 0) {
+	/* Absolute: hpcn_now_ms() is CLOCK_MONOTONIC too, and sd-event's
+	 * relative times count from its last wake-up, before our wait. */
+	if (sd_event_add_time(h->event, (sd_event_source **)&a->kill_timer, CLOCK_MONOTONIC,
+			      at * 1000ULL, 1000, on_kill_deadline, w) < 0) {
 		a->kill_timer = NULL;
 		free(w);
 		return;
@@ -371,7 +392,10 @@ static int destroy_scope(struct hpcn_helper *h, struct hpcn_alloc *a,
 	struct hpcn_error e;
 	uint64_t now = hpcn_now_ms();
 
-	if (hpcn_cgroup_destroy_scope(&h->cg, a->scope, a->zombie ? 0 : HPCN_KILL_SYNC_MS,
+	/* Only the first attempt waits: a scope already known to be slow
+	 * (or a zombie) is checked once, never waited for again. */
+	if (hpcn_cgroup_destroy_scope(&h->cg, a->scope,
+				      a->zombie || a->kill_deadline_ms ? 0 : HPCN_KILL_SYNC_MS,
 				      &e) == 0) {
 		hpcn_audit(HPCN_AUDIT_CGROUP_DESTROY, HPCN_AUDIT_SUCCESS, who, a->id, "%s",
 			   a->scope);
@@ -812,8 +836,9 @@ void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_conn *c,
 {
 	struct hpcn_allocation_ended *r = &req->u.ended;
 	struct hpcn_error err;
-	json_t *ended = json_array();
+	json_t *ended = json_array(), *ending = json_array();
 	bool failed = false;
+	int rc;
 
 	if (r->allocation_id && r->allocation_id[0]) {
 		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, r->allocation_id);
@@ -829,8 +854,11 @@ void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_conn *c,
 			goto error;
 		}
 		json_array_append_new(ended, json_string(a->id));
-		if (hpcn_alloc_end(h, a, &c->peer, &err) < 0)
+		rc = hpcn_alloc_end(h, a, &c->peer, &err);
+		if (rc < 0)
 			goto error;
+		if (rc > 0)
+			json_array_append_new(ending, json_string(r->allocation_id));
 	} else if (r->group) {
 		/* Every allocation of the group (the job epilog's safety net). */
 		for (size_t i = h->reg.n; i-- > 0;) {
@@ -842,15 +870,20 @@ void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_conn *c,
 			if (strcmp(a->group, r->group) != 0 || !peer_may_manage(c, a))
 				continue;
 			json_array_append_new(ended, json_string(a->id));
-			if (hpcn_alloc_end(h, a, &c->peer, &err) < 0)
+			json_array_append_new(ending, json_string(a->id));
+			rc = hpcn_alloc_end(h, a, &c->peer, &err);
+			if (rc < 0)
 				failed = true;
+			else if (rc == 0)
+				json_array_remove(ending, json_array_size(ending) - 1);
 		}
 		if (failed)
 			goto error;
 	}
 	{
 		struct hpcn_msg m;
-		json_t *body = json_pack("{s:o}", "ended", ended);
+		/* "ending": ended, but their scope's processes are still dying. */
+		json_t *body = json_pack("{s:o, s:o}", "ended", ended, "ending", ending);
 
 		hpcn_msg_init(&m, HPCN_TAG_OK);
 		m.seq = req->seq;
@@ -862,6 +895,7 @@ void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_conn *c,
 	return;
 error:
 	json_decref(ended);
+	json_decref(ending);
 	hpcn_conn_reply_error(c, req->seq, &err);
 }
 

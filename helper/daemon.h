@@ -59,6 +59,7 @@ struct hpcn_helper {
 	uint64_t accept_warned_ms;       /* last warning about it (rate limit) */
 	sd_event_source *reconcile_timer;
 	int ns_fd_cache_below;           /* cache namespace FDs numbered below this */
+	int watch_fd_below;              /* scope watches: FDs numbered below this */
 
 	struct {
 		uint64_t requests, errors, denied, connections;

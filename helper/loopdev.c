@@ -119,9 +119,12 @@ int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loo
 		if (attempt > 0)
 			sleep_ms(1L << (attempt < 6 ? attempt - 1 : 5));
 		n = ioctl(ctl, LOOP_CTL_GET_FREE);
-		if (n < 0)
+		if (n < 0 && (errno == ENOSPC || errno == ENODEV || errno == ENXIO))
 			return none_free(err, path, "LOOP_CTL_GET_FREE on " LOOP_CONTROL ": %s",
 					 strerror(errno));
+		if (n < 0)
+			return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, path,
+						    "LOOP_CTL_GET_FREE on " LOOP_CONTROL);
 		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
 		fd = open_loop_dev(n, dev, path, err);
 		if (fd < 0)

@@ -31,9 +31,10 @@
  * unless something else, e.g. a mount, still uses it) and dev_path
  * ("/dev/loopN") set, or -1 with MountError MountFailed for
  * image_path_for_messages (may be NULL) naming the device and the cause.
- * When the kernel has no loop device to give (LOOP_CTL_GET_FREE fails, or
- * every device it offers stays busy), err->sys_errno is ENOSPC, whatever the
- * kernel said (that is in the message): the caller may free one and retry.
+ * When the kernel has no loop device to give (LOOP_CTL_GET_FREE fails with
+ * ENOSPC, ENODEV or ENXIO, or every device it offers stays busy),
+ * err->sys_errno is ENOSPC (what the kernel said is in the message): the
+ * caller may free one and retry. Other failures keep their errno.
  */
 int hpcn_loop_attach(int image_fd, const char *image_path_for_messages, int *loop_fd,
 		     char *dev_path, size_t cap, struct hpcn_error *err);

@@ -539,6 +539,7 @@ static void raise_fd_limit(struct hpcn_helper *h)
 	rlim_t want = HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE + HPCN_NS_FD_CACHE;
 
 	h->ns_fd_cache_below = 0;
+	h->watch_fd_below = 512;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	if (rl.rlim_cur < want) {
@@ -557,6 +558,11 @@ static void raise_fd_limit(struct hpcn_helper *h)
 	}
 	if (rl.rlim_cur > HPCN_MAX_CONNECTIONS + HPCN_FD_RESERVE)
 		h->ns_fd_cache_below = (int)(rl.rlim_cur - HPCN_MAX_CONNECTIONS - HPCN_FD_RESERVE);
+	/* Scope watches (one cgroup.events each) may always use half of a
+	 * small limit, so that a node without room for 4,096 clients still
+	 * notices at once that a scope emptied. */
+	h->watch_fd_below = h->ns_fd_cache_below > (int)(rl.rlim_cur / 2) ?
+		h->ns_fd_cache_below : (int)(rl.rlim_cur / 2);
 }
 
 int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
@@ -654,6 +660,8 @@ void hpcn_helper_free(struct hpcn_helper *h)
 	for (size_t i = 0; i < h->reg.n; i++) {
 		sd_event_source_disable_unref(h->reg.v[i]->watch);
 		h->reg.v[i]->watch = NULL;
+		sd_event_source_disable_unref(h->reg.v[i]->kill_timer);
+		h->reg.v[i]->kill_timer = NULL;
 	}
 	sd_event_source_disable_unref(h->reconcile_timer);
 	h->accept_resume = sd_event_source_disable_unref(h->accept_resume);

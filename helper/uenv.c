@@ -168,9 +168,11 @@ static int mount_new(struct hpcn_helper *h, int fd, const char *image_path,
 	if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, id, mp, mpcap,
 				  err) == 0)
 		return 0;
-	/* The kernel's own limit: once more after freeing a held image. */
-	while (err->kind == HPCN_E_MOUNT_FAILED && err->sys_errno == ENOSPC &&
-	       evict_held(h, image_path) == 0)
+	/* The kernel's own limit: again after freeing a held image, twice at
+	 * most (a device freed by an eviction may still be held a moment by a
+	 * namespace that is going away; the cache is not emptied for it). */
+	for (int tries = 0; tries < 2 && err->kind == HPCN_E_MOUNT_FAILED &&
+	     err->sys_errno == ENOSPC && evict_held(h, image_path) == 0; tries++)
 		if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, id, mp,
 					  mpcap, err) == 0)
 			return 0;

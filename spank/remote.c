@@ -302,16 +302,36 @@ static int inherit_batch_env(spank_t sp)
 	return 0;
 }
 
+static bool is_rank0(spank_t sp)
+{
+	uint32_t rank = 1;
+
+	return spank_get_item(sp, S_TASK_GLOBAL_ID, &rank) == ESPANK_SUCCESS && rank == 0;
+}
+
+/*
+ * An error every task of the step meets alike (the helper's refusal, an
+ * unknown view): the user's terminal gets it once, from rank 0, not once per
+ * task (128 identical lines); every task still fails, and the others' copies
+ * go to slurmd's log.
+ */
+static int step_error(spank_t sp, const char *msg)
+{
+	if (is_rank0(sp))
+		slurm_error(PLUGIN_NAME ": %s", msg);
+	else
+		log_verbose("%s", msg);
+	return -1;
+}
+
 int hpcn_remote_task_init_privileged(spank_t sp)
 {
 	/* setns order: the mount namespace last, the others need no path. */
 	static const enum hpcn_ns_type order[] = { HPCN_NS_NET, HPCN_NS_PID, HPCN_NS_MOUNT };
 	struct hpcn_error err;
 
-	if (hpcn_ctx.has_deferred) {
-		slurm_error(PLUGIN_NAME ": %s", hpcn_ctx.deferred.message);
-		return -1;
-	}
+	if (hpcn_ctx.has_deferred)
+		return step_error(sp, hpcn_ctx.deferred.message);
 	if (!hpcn_ctx.active)
 		return 0;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
@@ -330,10 +350,8 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 		}
 	}
 	if (hpcn_ctx.fallback_reason[0]) {
-		uint32_t rank = 1;
-
 		/* The user is told too, once per step (rank 0's stderr). */
-		if (spank_get_item(sp, S_TASK_GLOBAL_ID, &rank) == ESPANK_SUCCESS && rank == 0)
+		if (is_rank0(sp))
 			slurm_error(PLUGIN_NAME ": warning: %s; fallback=local: the images are "
 				    "mounted in a private namespace of this step (reduced isolation)",
 				    hpcn_ctx.fallback_reason);
@@ -342,10 +360,8 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 		slurm_error(PLUGIN_NAME ": %s: %s", hpcn_ctx.allocation_id, err.message);
 		return -1;
 	}
-	if (apply_views(sp, &err) < 0) {
-		slurm_error(PLUGIN_NAME ": %s", err.message);
-		return -1;
-	}
+	if (apply_views(sp, &err) < 0)
+		return step_error(sp, err.message);
 	if (hpcn_ctx.batch_env_fallback && inherit_batch_env(sp) < 0)
 		return -1;
 	return 0;

@@ -1207,6 +1207,35 @@ static int enc_metrics(struct ctx *c, json_t *o, const char *w,
 	return 0;
 }
 
+/* Nesting of v: 1 for a scalar or an empty container. */
+static int json_depth(const json_t *v)
+{
+	const char *key;
+	json_t *e;
+	size_t i;
+	int d = 0;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, e) {
+			int x = json_depth(e);
+
+			if (x > d)
+				d = x;
+		}
+		return d + 1;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e) {
+			int x = json_depth(e);
+
+			if (x > d)
+				d = x;
+		}
+		return d + 1;
+	}
+	return 1;
+}
+
 /* Ok, Status, StatusRequest, Reconcile: any JSON object, given as text. */
 static json_t *enc_json_body(struct ctx *c, const char *w, const char *text)
 {
@@ -1222,6 +1251,13 @@ static json_t *enc_json_body(struct ctx *c, const char *w, const char *text)
 	}
 	if (!json_is_object(o)) {
 		fail(c, INVALID, "%s body: %s, not a JSON object", w, jtype(o));
+		json_decref(o);
+		return NULL;
+	}
+	/* The envelope's object holds the body: the peer counts both. */
+	if (1 + json_depth(o) > HPCN_MAX_JSON_DEPTH) {
+		fail(c, INVALID, "%s body: nested %d levels deep, a record may nest %d", w,
+		     json_depth(o), HPCN_MAX_JSON_DEPTH - 1);
 		json_decref(o);
 		return NULL;
 	}

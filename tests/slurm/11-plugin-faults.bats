@@ -107,11 +107,12 @@ _running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster o
 @test "helper down without fallback: the step fails with one clear line naming the socket" {
 	plugstack
 	cluster_stop_helper
-	run --separate-stderr as_user srun --uenv="$IMG_APP" /user-environment/bin/hello x
+	run --separate-stderr as_user srun -n 2 --uenv="$IMG_APP" /user-environment/bin/hello x
 	echo "$stderr"
 	[ "$status" -ne 0 ]
 	[ -z "$output" ]
-	grep -qxF "slurmstepd-localhost: error: hpc-node: handoff socket unavailable: $HPCN_SOCKET: No such file or directory" <<<"$stderr"
+	# One line for the step, not one per task.
+	[ "$(grep -cxF "slurmstepd-localhost: error: hpc-node: handoff socket unavailable: $HPCN_SOCKET: No such file or directory" <<<"$stderr")" -eq 1 ]
 	# A step that asks nothing does not need the helper.
 	run --separate-stderr as_user srun true
 	[ "$status" -eq 0 ]

@@ -780,6 +780,33 @@ static void test_encode_refusals_semantic(void **state)
 	encode_fails("force-unmount empty", &m, HPCN_E_INVALID_ARGUMENT,
 		     "image_path: must not be empty");
 	hpcn_msg_free(&m);
+
+	/* A body nested as deep as the decoder allows in all, plus the
+	 * envelope: refused; one level less encodes and decodes. */
+	for (int levels = HPCN_MAX_JSON_DEPTH - 1; levels <= HPCN_MAX_JSON_DEPTH; levels++) {
+		char body[256] = "";
+		char *enc;
+		size_t len;
+		struct hpcn_error err;
+
+		for (int i = 0; i < levels - 1; i++)
+			strcat(body, "{\"a\":");
+		strcat(body, "{}");
+		for (int i = 0; i < levels - 1; i++)
+			strcat(body, "}");
+		hpcn_msg_init(&m, HPCN_TAG_STATUS);
+		m.u.json = strdup(body);
+		if (levels == HPCN_MAX_JSON_DEPTH) {
+			encode_fails("deep body", &m, HPCN_E_INVALID_ARGUMENT, "nested");
+		} else {
+			assert_int_equal(hpcn_msg_encode(&m, &enc, &len, &err), 0);
+			hpcn_msg_free(&m);
+			if (hpcn_msg_decode(enc, len, &m, &err) != 0)
+				fail_msg("%d levels: the peer refuses it: %s", levels, err.message);
+			free(enc);
+		}
+		hpcn_msg_free(&m);
+	}
 }
 
 /* ---- decoding details the vectors do not show ---- */
