@@ -110,6 +110,21 @@ static int print_hello(const struct hpcn_ctl_args *a, const struct hpcn_hello *h
 	return r < 0 ? hpcn_error_set_errno(err, HPCN_E_INTERNAL, EIO, NULL, "writing JSON") : 0;
 }
 
+/* The ids of an Ok body's "ending": ended, their processes still dying. */
+static void print_still_dying(const struct hpcn_msg *resp)
+{
+	json_t *body = resp->u.json ? json_loads(resp->u.json, 0, NULL) : NULL;
+	json_t *ending = json_object_get(body, "ending"), *id;
+	size_t i;
+
+	json_array_foreach(ending, i, id)
+		if (json_is_string(id))
+			printf("Allocation %s: its processes are still dying; it leaves the "
+			       "status once they are gone (see hpc-nodectl status).\n",
+			       json_string_value(id));
+	json_decref(body);
+}
+
 /* Success of a command the helper answers with Ok. */
 static int print_ok(const struct hpcn_ctl_args *a, const struct hpcn_msg *resp,
 		    struct hpcn_error *err)
@@ -122,6 +137,7 @@ static int print_ok(const struct hpcn_ctl_args *a, const struct hpcn_msg *resp,
 			printf("Allocations of group %s ended.\n", a->group);
 		else
 			printf("Allocation %s ended.\n", a->target);
+		print_still_dying(resp);
 		break;
 	case HPCN_CTL_CMD_RELEASE:
 		printf("Allocation %s ended: its namespaces and mounts are released.\n",

@@ -608,9 +608,18 @@ static void test_end_waits_for_dying_scope(void **state)
 	snprintf(p, sizeof(p), "%s/freezer.state", c->freezer);
 	assert_int_equal(write_str(p, "FROZEN"), 0);
 
-	/* The end answers, the allocation is ending, not yet a zombie. */
-	if (hfx_end(fx, "dying-1", &err) < 0)
-		fail_msg("AllocationEnded dying-1: %s", err.message);
+	/* The end answers (the admin is told the processes are still dying),
+	 * the allocation is ending, not yet a zombie. */
+	{
+		char *const argv[] = { HPCN_BINARY_DIR "/helper/hpc-nodectl", "--socket",
+				       fx->sock, "end", "dying-1", NULL };
+		char out[1024];
+
+		assert_int_equal(sqfs_run_capture(argv, out, sizeof(out)), 0);
+		if (!strstr(out, "Allocation dying-1 ended.\n") ||
+		    !strstr(out, "Allocation dying-1: its processes are still dying"))
+			fail_msg("hpc-nodectl end dying-1 printed: %s", out);
+	}
 	st = hfx_status(fx);
 	a = hfx_status_alloc(st, "dying-1");
 	assert_non_null(a);
