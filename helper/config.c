@@ -372,70 +372,62 @@ static bool parse_id(const char *v, unsigned long *out)
 	return true;
 }
 
-static int resolve_user(struct parse_ctx *p, const struct key *k, const char *name, uid_t *out)
+/* A user or group, by name (through NSS) or numeric id. */
+static int resolve_id(struct parse_ctx *p, const struct key *k, const char *name, bool group,
+		      unsigned int *out)
 {
-	struct passwd pw, *res = NULL;
+	const char *what = group ? "group" : "user";
 	size_t cap = 4096;
 	unsigned long id;
 	char sb[96];
-	int r;
 
 	if (parse_id(name, &id)) {
-		*out = (uid_t)id;
+		*out = (unsigned int)id;
 		return 0;
 	}
 	for (;;) {
 		_cleanup_free_ char *buf = malloc(cap);
+		struct passwd pw, *pres = NULL;
+		struct group gr, *gres = NULL;
+		int r;
 
 		if (!buf)
 			return bad(p, k, "out of memory resolving '%s'",
 				   shown(name, sb, sizeof(sb)));
-		r = getpwnam_r(name, &pw, buf, cap, &res);
+		r = group ? getgrnam_r(name, &gr, buf, cap, &gres) :
+			    getpwnam_r(name, &pw, buf, cap, &pres);
 		if (r == ERANGE && cap < 1024 * 1024) {
 			cap *= 4;
 			continue;
 		}
 		if (r != 0)
-			return bad(p, k, "cannot look up user '%s': %s",
+			return bad(p, k, "cannot look up %s '%s': %s", what,
 				   shown(name, sb, sizeof(sb)), strerror(r));
-		if (!res)
-			return bad(p, k, "unknown user '%s'", shown(name, sb, sizeof(sb)));
-		*out = pw.pw_uid;
+		if (group ? !gres : !pres)
+			return bad(p, k, "unknown %s '%s'", what, shown(name, sb, sizeof(sb)));
+		*out = group ? (unsigned int)gr.gr_gid : (unsigned int)pw.pw_uid;
 		return 0;
 	}
 }
 
+static int resolve_user(struct parse_ctx *p, const struct key *k, const char *name, uid_t *out)
+{
+	unsigned int v;
+
+	if (resolve_id(p, k, name, false, &v) < 0)
+		return -1;
+	*out = (uid_t)v;
+	return 0;
+}
+
 static int resolve_group(struct parse_ctx *p, const struct key *k, const char *name, gid_t *out)
 {
-	struct group gr, *res = NULL;
-	size_t cap = 4096;
-	unsigned long id;
-	char sb[96];
-	int r;
+	unsigned int v;
 
-	if (parse_id(name, &id)) {
-		*out = (gid_t)id;
-		return 0;
-	}
-	for (;;) {
-		_cleanup_free_ char *buf = malloc(cap);
-
-		if (!buf)
-			return bad(p, k, "out of memory resolving '%s'",
-				   shown(name, sb, sizeof(sb)));
-		r = getgrnam_r(name, &gr, buf, cap, &res);
-		if (r == ERANGE && cap < 1024 * 1024) {
-			cap *= 4;
-			continue;
-		}
-		if (r != 0)
-			return bad(p, k, "cannot look up group '%s': %s",
-				   shown(name, sb, sizeof(sb)), strerror(r));
-		if (!res)
-			return bad(p, k, "unknown group '%s'", shown(name, sb, sizeof(sb)));
-		*out = gr.gr_gid;
-		return 0;
-	}
+	if (resolve_id(p, k, name, true, &v) < 0)
+		return -1;
+	*out = (gid_t)v;
+	return 0;
 }
 
 static int add_mount_point(struct parse_ctx *p, const struct key *k, const char *item,
