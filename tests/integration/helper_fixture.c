@@ -899,3 +899,20 @@ int hfx_reader_drain(int rd)
 		}
 	return good;
 }
+
+int hfx_count_fds(pid_t pid)
+{
+	char p[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+	d = opendir(p);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}

@@ -69,23 +69,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int count_helper_fds(pid_t pid)
-{
-	char p[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static int status_on(int sock, uint64_t seq, struct hpcn_error *err)
 {
 	struct hpcn_msg req, resp;
@@ -207,7 +190,7 @@ static void test_malformed_records(void **state)
 	assert_true(a >= 0 && b >= 0);
 	assert_int_equal(status_on(a, seq++, &err), 0);
 	assert_int_equal(status_on(b, seq++, &err), 0);
-	fds_before = count_helper_fds(fx->pid);
+	fds_before = hfx_count_fds(fx->pid);
 	assert_true(fds_before > 0);
 
 	memset(big, ' ', sizeof(big));
@@ -247,7 +230,7 @@ static void test_malformed_records(void **state)
 	assert_int_equal(status_on(b, seq++, &err), 0);
 
 	/* No FD of ours stayed in the helper. */
-	assert_int_equal(count_helper_fds(fx->pid), fds_before);
+	assert_int_equal(hfx_count_fds(fx->pid), fds_before);
 	{
 		json_t *st = hfx_status(fx);
 

@@ -112,26 +112,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int count_fds(pid_t pid)
-{
-	char p[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static bool fds_at_most(struct hfx *fx, const void *arg)
 {
-	return count_fds(fx->pid) <= *(const int *)arg;
+	return hfx_count_fds(fx->pid) <= *(const int *)arg;
 }
 
 static int count_entries(const char *path)
@@ -256,7 +239,7 @@ static int baseline_fds(struct ctx *c)
 	if (request_img(c, "warm-up", &err) < 0)
 		fail_msg("warm-up allocation: %s", err.message);
 	hfx_sleep_ms(100);
-	return count_fds(c->fx.pid);
+	return hfx_count_fds(c->fx.pid);
 }
 
 static void end_warm_up(struct ctx *c, int baseline)
@@ -269,7 +252,7 @@ static void end_warm_up(struct ctx *c, int baseline)
 	baseline--;
 	if (!hfx_wait_for(fds_at_most, &c->fx, &baseline, HFX_TIMEOUT_MS)) {
 		show_fds(c->fx.pid);
-		fail_msg("%d descriptors with no allocation, %d with one", count_fds(c->fx.pid),
+		fail_msg("%d descriptors with no allocation, %d with one", hfx_count_fds(c->fx.pid),
 			 baseline + 1);
 	}
 }
@@ -363,7 +346,7 @@ static void test_client_leaves_mid_handoff(void **state)
 	if (!hfx_wait_for(fds_at_most, fx, &limit, HFX_TIMEOUT_MS)) {
 		show_fds(fx->pid);
 		fail_msg("the helper holds %d descriptors after the client left, %d before "
-			 "(+2 namespaces, +1 cgroup.events)", count_fds(fx->pid), baseline);
+			 "(+2 namespaces, +1 cgroup.events)", hfx_count_fds(fx->pid), baseline);
 	}
 
 	/* Endable like any other; then nothing of it is left, not even an FD. */
@@ -373,7 +356,7 @@ static void test_client_leaves_mid_handoff(void **state)
 	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_TIMEOUT_MS)) {
 		show_fds(fx->pid);
 		fail_msg("the helper holds %d descriptors after gone-1 ended, %d before",
-			 count_fds(fx->pid), baseline);
+			 hfx_count_fds(fx->pid), baseline);
 	}
 	end_warm_up(c, baseline);
 	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
@@ -408,7 +391,7 @@ static void test_fd_cache_bounded(void **state)
 	fx->exec_prefix = prefix;
 	assert_int_equal(hfx_start(fx), 0);
 	fx->exec_prefix = NULL;
-	before = count_fds(fx->pid);
+	before = hfx_count_fds(fx->pid);
 
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < N; i++) {
@@ -436,7 +419,7 @@ static void test_fd_cache_bounded(void **state)
 	if (!hfx_wait_for(fds_at_most, fx, &before, HFX_TIMEOUT_MS)) {
 		show_fds(fx->pid);
 		fail_msg("%d descriptors after ending every allocation, %d before any",
-			 count_fds(fx->pid), before);
+			 hfx_count_fds(fx->pid), before);
 	}
 	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
 		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
@@ -720,7 +703,7 @@ static void test_eight_fds_then_leave(void **state)
 			show_fds(fx->pid);
 			fail_msg("%s with 8 FDs: the helper holds %d descriptors, %d before "
 				 "(+1 for fds-8's scope)", hpcn_tag_name(tags[k]),
-				 count_fds(fx->pid), baseline);
+				 hfx_count_fds(fx->pid), baseline);
 		}
 	}
 	/* The request that was served made its allocation; it ends cleanly. */

@@ -93,26 +93,9 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int count_fds(pid_t pid)
-{
-	char p[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static bool fds_at_most(struct hfx *fx, const void *arg)
 {
-	return count_fds(fx->pid) <= *(const int *)arg;
+	return hfx_count_fds(fx->pid) <= *(const int *)arg;
 }
 
 /* NamespaceRequest [Mount] (+ image) on a fresh connection; the mount
@@ -797,7 +780,7 @@ static void test_thousand_clients(void **state)
 	/* The lazily opened descriptors exist once a first client was served. */
 	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
 	hfx_sleep_ms(100);
-	baseline = count_fds(fx->pid);
+	baseline = hfx_count_fds(fx->pid);
 	assert_true(baseline > 0);
 
 	flood(fx, N_FLOOD, &r);
@@ -811,7 +794,7 @@ static void test_thousand_clients(void **state)
 	assert_true(r.other_call_ms < 2000);
 	if (!hfx_wait_for(fds_at_most, fx, &baseline, 5000))
 		fail_msg("the helper holds %d descriptors after the clients left, %d before",
-			 count_fds(fx->pid), baseline);
+			 hfx_count_fds(fx->pid), baseline);
 	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
 }
 
@@ -871,7 +854,7 @@ static void test_fd_limit_below_load(void **state)
 	assert_int_equal(prlimit(fx->pid, RLIMIT_NOFILE, &low, NULL), 0);
 	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
 	hfx_sleep_ms(100);
-	baseline = count_fds(fx->pid);
+	baseline = hfx_count_fds(fx->pid);
 
 	for (int i = 0; i < 300; i++) {
 		socks[i] = connect_nb(fx->sock);
@@ -884,7 +867,7 @@ static void test_fd_limit_below_load(void **state)
 	hfx_sleep_ms(1000);
 	cpu1 = cpu_ticks(fx->pid);
 	fprintf(stderr, "at its descriptor limit the helper used %llu tick(s) in 1 s, %d fds\n",
-		cpu1 - cpu0, count_fds(fx->pid));
+		cpu1 - cpu0, hfx_count_fds(fx->pid));
 	if (cpu1 - cpu0 > (unsigned long long)sysconf(_SC_CLK_TCK) / 2)
 		fail_msg("the helper spins while it cannot accept: %llu ticks in 1 s",
 			 cpu1 - cpu0);
@@ -916,7 +899,7 @@ static void test_fd_limit_below_load(void **state)
 	}
 	assert_int_equal(answered, 300);
 	if (!hfx_wait_for(fds_at_most, fx, &baseline, 5000))
-		fail_msg("the helper holds %d descriptors, %d before", count_fds(fx->pid),
+		fail_msg("the helper holds %d descriptors, %d before", hfx_count_fds(fx->pid),
 			 baseline);
 	{
 		int warnings = count_lines_with(log, "accept");
