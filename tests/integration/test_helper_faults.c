@@ -535,9 +535,10 @@ static bool alloc_gone(struct hfx *fx, const void *id)
  * (this hybrid machine has one), where SIGKILL leaves it in D state until it
  * is thawed. Ending its allocation must not stall the helper for
  * kill_timeout: the end answers at once and goes on by itself, other clients
- * are served meanwhile; at kill_timeout the scope is a zombie; once the
- * process can die, its scope's cgroup.events ends the allocation (the
- * periodic reconciliation is an hour away here, so it is not what did it).
+ * are served meanwhile; at kill_timeout the scope is a zombie, which a
+ * restart keeps; once the process can die, its scope's cgroup.events ends
+ * the allocation (the periodic reconciliation is an hour away here, so it is
+ * not what did it).
  */
 static void test_end_waits_for_dying_scope(void **state)
 {
@@ -623,6 +624,17 @@ static void test_end_waits_for_dying_scope(void **state)
 	assert_true(hfx_audit_count(fx, "\"cgroup.kill_failed\"", "dying-1",
 				    "still populated after 2 s", NULL) >= 1);
 	assert_true(hfx_exists(scope));
+
+	/* A restart (SIGKILL) keeps the zombie: its record names it, the new
+	 * helper watches its scope again. */
+	hfx_stop(fx, SIGKILL, HFX_TIMEOUT_MS);
+	assert_int_equal(hfx_start_as_written(fx, NULL), 0);
+	st = hfx_status(fx);
+	a = hfx_status_alloc(st, "dying-1");
+	assert_non_null(a);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "ending");
+	assert_true(json_is_true(json_object_get(a, "zombie")));
+	json_decref(st);
 
 	/* The process can die now: the scope empties, the allocation ends. */
 	freezer_cleanup(c);
