@@ -223,7 +223,7 @@ teardown() {
 	[[ $out == *"killing pid namespace holder $holder "* ]]
 	! _cl_alive "$scoped" || false
 	! _cl_alive "$holder" || false
-	[[ -z $(pgrep -f 'sleep 30[0-3]') ]]
+	wait_for -t 5 eval "[[ -z \$(pgrep -f 'sleep 30[0-3]') ]]"
 	[ "$(count_loop_devices_for "$img")" -eq 0 ]
 	# Ours is untouched.
 	run as_user srun true

@@ -604,14 +604,23 @@ cluster_stop() {
 		[[ -n $pid ]] && _cl_kill_wait "$pid" 10
 	done
 	# slurmstepd and the tasks of jobs that survived scancel.
-	for ((i = 0; i < 3; i++)); do
+	local killed=""
+	# Until none is left: a task being forked while we kill its parent
+	# shows up a pass later.
+	for ((i = 0; i < 10; i++)); do
 		pid=$(cluster_stray_pids | grep -vxF -e "$(_cl_pid_of helper)" \
 			-e "$(_cl_pid_of munged)" | tr '\n' ' ')
 		[[ -z ${pid// /} ]] && break
 		_cl_msg "killing stray processes: $pid"
 		# shellcheck disable=SC2086
 		kill -KILL $pid 2>/dev/null
+		killed+=" $pid"
 		sleep 0.2
+	done
+	# SIGKILL is not death: a big process takes a moment to exit. Wait (at
+	# most 5 s each) so that nothing of ours is seen running afterwards.
+	for pid in $killed; do
+		wait_for -t 5 eval "! _cl_alive $pid" 2>/dev/null || true
 	done
 
 	cluster_stop_helper
