@@ -6,7 +6,7 @@
 #   contrib/fuzz.sh [SECONDS] [TARGET...]
 #
 #   SECONDS  per target (default 60)
-#   TARGET   protocol config mountinfo uenv_view envjson registry (default all;
+#   TARGET   protocol config mountinfo uenv_view envjson registry jsonline (default all;
 #            the targets are tests/fuzz/fuzz_<target>.c)
 #
 # Configures a clang build (CC=clang) in $HPCN_FUZZ_BUILD_DIR (default
@@ -28,7 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${HPCN_FUZZ_BUILD_DIR:-$here/build-fuzz}
 fuzzdir=$here/tests/fuzz
-all_targets=(protocol config mountinfo uenv_view envjson registry)
+all_targets=(protocol config mountinfo uenv_view envjson registry jsonline)
 
 die() { echo "fuzz.sh: $*" >&2; exit 1; }
 log() { printf '==> %s\n' "$*"; }

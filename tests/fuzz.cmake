@@ -13,7 +13,7 @@
 # seed and every past crash is replayed in every build, ASan's included.
 # fuzz_smoke (label fuzz) runs contrib/fuzz.sh for a few seconds per target.
 set(HPCN_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR}/fuzz)
-set(HPCN_FUZZ_TARGETS protocol config mountinfo uenv_view envjson registry)
+set(HPCN_FUZZ_TARGETS protocol config mountinfo uenv_view envjson registry jsonline)
 set(HPCN_FUZZ_SMOKE_SECONDS 10 CACHE STRING "Seconds per target of the fuzz_smoke test")
 
 if(NOT TARGET hpcn_spank_logic)
@@ -27,6 +27,7 @@ set(_fuzz_libs_mountinfo hpcn_helper_core)
 set(_fuzz_libs_uenv_view hpcn_spank_logic)
 set(_fuzz_libs_envjson   hpcn_spank_logic)
 set(_fuzz_libs_registry  hpcn_helper_core)
+set(_fuzz_libs_jsonline  hpcn_helper_core)
 
 set(HPCN_HAVE_LIBFUZZER OFF)
 if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
