@@ -481,6 +481,20 @@ static int teardown(struct hpcn_helper *h, struct hpcn_alloc *a, bool release_re
 	return rv;
 }
 
+/* After the teardown of an allocation that was never handed out (a failed
+ * create, a create cut short by a crash): its record goes, unless its scope
+ * is still dying or a zombie (rc of teardown), whose end then finishes later. */
+static void forget_or_keep_ending(struct hpcn_helper *h, struct hpcn_alloc *a, int rc)
+{
+	if (rc > 0 || (rc < 0 && a->zombie)) {
+		a->state = HPCN_ALLOC_ENDING;
+		hpcn_registry_save(&h->reg, a, NULL);
+		return;
+	}
+	stop_waiting(a);
+	hpcn_registry_remove(&h->reg, a, NULL);
+}
+
 int hpcn_alloc_end(struct hpcn_helper *h, struct hpcn_alloc *a,
 		   const struct hpcn_audit_ctx *who, struct hpcn_error *err)
 {
@@ -803,13 +817,7 @@ undo:
 	rc = teardown(h, a, true, &c->peer, &e2);
 	if (rc < 0)
 		hpcn_log_error("allocation %s: cleanup after failure: %s", a->id, e2.message);
-	if (rc == 0 || (rc < 0 && !a->zombie)) {
-		stop_waiting(a);
-		hpcn_registry_remove(&h->reg, a, NULL);
-	} else {
-		a->state = HPCN_ALLOC_ENDING;
-		hpcn_registry_save(&h->reg, a, NULL);
-	}
+	forget_or_keep_ending(h, a, rc);
 	goto failed;
 denied_or_invalid:
 	if (err.kind != HPCN_E_DENIED)
@@ -1020,13 +1028,7 @@ int hpcn_allocs_reconstruct(struct hpcn_helper *h, struct hpcn_error *err)
 			rc = teardown(h, a, false, NULL, &e);
 			if (rc < 0)
 				hpcn_log_error("allocation %s: %s", a->id, e.message);
-			if (rc == 0 || (rc < 0 && !a->zombie)) {
-				stop_waiting(a);
-				hpcn_registry_remove(&h->reg, a, NULL);
-			} else {
-				a->state = HPCN_ALLOC_ENDING;
-				hpcn_registry_save(&h->reg, a, NULL);
-			}
+			forget_or_keep_ending(h, a, rc);
 			continue;
 		}
 		if (a->ns_mask) {

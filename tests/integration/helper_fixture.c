@@ -900,19 +900,24 @@ int hfx_reader_drain(int rd)
 	return good;
 }
 
-int hfx_count_fds(pid_t pid)
+int hfx_count_entries(const char *path)
 {
-	char p[64];
 	struct dirent *de;
 	int n = 0;
-	DIR *d;
+	DIR *d = opendir(path);
 
-	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
 	if (!d)
 		return -1;
 	while ((de = readdir(d)))
 		n += de->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+int hfx_count_fds(pid_t pid)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+	return hfx_count_entries(p);
 }

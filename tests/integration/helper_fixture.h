@@ -78,6 +78,8 @@ pid_t hfx_fork_sleeper(struct hfx *fx);
 int hfx_wait_child(pid_t pid, int timeout_ms);
 /* Is pid alive (not a zombie)? */
 bool hfx_alive(pid_t pid);
+/* Entries of a directory but . and .. (-1: cannot read it). */
+int hfx_count_entries(const char *path);
 /* Open descriptors of pid (-1: cannot tell). */
 int hfx_count_fds(pid_t pid);
 

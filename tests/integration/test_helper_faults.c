@@ -117,20 +117,6 @@ static bool fds_at_most(struct hfx *fx, const void *arg)
 	return hfx_count_fds(fx->pid) <= *(const int *)arg;
 }
 
-static int count_entries(const char *path)
-{
-	struct dirent *de;
-	int n = 0;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static bool dir_has_suffix(const char *path, const char *suffix)
 {
 	struct dirent *de;
@@ -875,7 +861,7 @@ static void test_state_dir_full(void **state)
 							    "refcount")), 1);
 	json_decref(st);
 	snprintf(p, sizeof(p), "%s/allocations", fx->state);
-	assert_int_equal(count_entries(p), 1);
+	assert_int_equal(hfx_count_entries(p), 1);
 	assert_false(dir_has_suffix(p, ".corrupt"));
 	assert_false(dir_has_suffix(p, ".tmp"));
 	assert_no_trace_of(c, "full-4");

@@ -121,20 +121,6 @@ static int refcount_of(json_t *st, const char *image, char *mp, size_t cap)
 	return (int)json_integer_value(json_object_get(m, "refcount"));
 }
 
-static int count_entries(const char *path)
-{
-	struct dirent *de;
-	int n = 0;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static bool all_gone(struct hfx *fx, const void *arg)
 {
 	const struct ctx *c = arg;
@@ -246,9 +232,9 @@ static void test_sigkill_restart_keeps_everything(void **state)
 			 hfx_count_mounts_under(fx->mount_base), fx->mount_base,
 			 hfx_count_loops_of(c->img[0]), hfx_count_loops_of(c->img[1]));
 	snprintf(p, sizeof(p), "%s/ns", fx->state);
-	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(hfx_count_entries(p), 0);
 	snprintf(p, sizeof(p), "%s/allocations", fx->state);
-	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(hfx_count_entries(p), 0);
 	hfx_cg_path(fx, "workload.slice", p, sizeof(p));
 	{
 		struct dirent *de;
@@ -364,9 +350,9 @@ static void test_crash_mid_create_leaves_nothing(void **state)
 	assert_false(hfx_exists(scope1));
 	assert_false(hfx_exists(scope2));
 	snprintf(p, sizeof(p), "%s/ns", fx->state);
-	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(hfx_count_entries(p), 0);
 	snprintf(p, sizeof(p), "%s/allocations", fx->state);
-	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(hfx_count_entries(p), 0);
 	snprintf(p, sizeof(p), "%s/ns/crash-1", fx->state);
 	assert_int_equal(hfx_count_mounts_under(p), 0);
 	snprintf(p, sizeof(p), "%s/ns/crash-img", fx->state);
