@@ -1207,7 +1207,9 @@ static int enc_metrics(struct ctx *c, json_t *o, const char *w,
 	return 0;
 }
 
-/* Nesting of v: 1 for a scalar or an empty container. */
+/* Nesting of v as the decoder's prescan counts it, in containers: 0 for a
+ * scalar, 1 for an empty container or one of scalars. (Counting a scalar as
+ * a level refused bodies the decoder had accepted: found by fuzz_protocol.) */
 static int json_depth(const json_t *v)
 {
 	const char *key;
@@ -1233,7 +1235,7 @@ static int json_depth(const json_t *v)
 		}
 		return d + 1;
 	}
-	return 1;
+	return 0;
 }
 
 /* Ok, Status, StatusRequest, Reconcile: any JSON object, given as text. */

@@ -807,6 +807,34 @@ static void test_encode_refusals_semantic(void **state)
 		}
 		hpcn_msg_free(&m);
 	}
+	/* The same with a scalar in the deepest container (fuzz_protocol found
+	 * the encoder counting the scalar as a level of its own). */
+	for (int levels = HPCN_MAX_JSON_DEPTH - 1; levels <= HPCN_MAX_JSON_DEPTH; levels++) {
+		char body[256] = "{\"a\":";
+		char *enc;
+		size_t len;
+		struct hpcn_error err;
+
+		for (int i = 0; i < levels - 1; i++)
+			strcat(body, "[");
+		strcat(body, "false");
+		for (int i = 0; i < levels - 1; i++)
+			strcat(body, "]");
+		strcat(body, "}");
+		hpcn_msg_init(&m, HPCN_TAG_STATUS);
+		m.u.json = strdup(body);
+		if (levels == HPCN_MAX_JSON_DEPTH) {
+			encode_fails("deep body, scalar", &m, HPCN_E_INVALID_ARGUMENT, "nested");
+		} else {
+			assert_int_equal(hpcn_msg_encode(&m, &enc, &len, &err), 0);
+			hpcn_msg_free(&m);
+			if (hpcn_msg_decode(enc, len, &m, &err) != 0)
+				fail_msg("%d levels, scalar: the peer refuses it: %s", levels,
+					 err.message);
+			free(enc);
+		}
+		hpcn_msg_free(&m);
+	}
 }
 
 /* ---- decoding details the vectors do not show ---- */
