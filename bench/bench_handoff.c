@@ -7,11 +7,20 @@
  * /proc/self/ns/{pid,net,mnt}) on a socketpair, served by one forked echo
  * process; one server thread in both, as in the helper.
  *
- * Closed loop: K client processes each run their requests back to back; the
- * floor and the subject alternate round by round (floor, helper, floor,
- * helper...) so that a change in machine load hits both.
+ * A second baseline, the connection floor, adds what a handoff cannot do
+ * without: each request on a new connection to a listening unix socket
+ * (connect, accept, the peer's credentials, close on both sides), served by
+ * the same kind of echo process. The difference between the two floors is
+ * the kernel's price of a connection on this machine; what is above the
+ * connection floor is the helper's own work.
  *
- *   bench_handoff [--rounds R] [--requests N] [--clients 1,8,64]
+ * Closed loop: K client processes each run their requests back to back; the
+ * floors and the subject alternate round by round (floor, connection floor,
+ * helper, floor...) so that a change in machine load hits all of them.
+ *
+ *   bench_handoff [--rounds R] [--requests N] [--clients 1,8,64] [--helper-only]
+ *
+ * --helper-only skips the floors (for profiling the helper alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,7 +50,14 @@
 static const char *const ns_paths[3] = { "/proc/self/ns/pid", "/proc/self/ns/net",
 					 "/proc/self/ns/mnt" };
 
+enum kind { K_FLOOR, K_CONNFLOOR, K_HELPER, K__COUNT };
+
+static const char *const kind_name[K__COUNT] = { "floor", "connfloor", "helper" };
+
 struct round {
+	enum kind kind;
+	int *socks;         /* K_FLOOR: each client's end of its socketpair */
+	const char *path;   /* K_CONNFLOOR, K_HELPER: the socket to connect to */
 	unsigned clients;
 	unsigned per_client;
 	uint64_t *lat;      /* clients * per_client slots, shared */
@@ -103,6 +120,79 @@ static int floor_once(int sock)
 	return nf == 3 ? 0 : -1;
 }
 
+/* ---- the connection floor ---- */
+
+static int add_in(int ep, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Like echo_server, but every client connects anew: accept each connection
+ * (with its peer's credentials, as any server that checks its clients must),
+ * answer its record, close it when the client does. */
+static void conn_echo_server(int lfd)
+{
+	int nsfd[3], ep = epoll_create1(EPOLL_CLOEXEC);
+	static const char reply[] =
+		"{\"version\":1,\"tag\":\"NamespaceResponse\",\"seq\":1,\"body\":{}}";
+
+	for (int i = 0; i < 3; i++)
+		if ((nsfd[i] = open(ns_paths[i], O_RDONLY | O_CLOEXEC)) < 0)
+			_exit(3);
+	if (add_in(ep, lfd) < 0)
+		_exit(3);
+	for (;;) {
+		struct epoll_event evs[64];
+		int k = epoll_wait(ep, evs, 64, -1);
+
+		for (int i = 0; i < k; i++) {
+			int fd = evs[i].data.fd;
+			char buf[256];
+			size_t nf = 0;
+			struct hpcn_error err;
+			ssize_t r;
+
+			if (fd == lfd) {
+				struct ucred cred;
+				socklen_t len = sizeof(cred);
+				int c;
+
+				while ((c = accept4(lfd, NULL, NULL,
+						    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+					if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+					    add_in(ep, c) < 0)
+						close(c);
+				continue;
+			}
+			r = hpcn_wire_recv(fd, buf, sizeof(buf), NULL, &nf, 0, &err);
+			if (r <= 0) {
+				if (r < 0 && err.sys_errno == EAGAIN)
+					continue;
+				epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+				close(fd);
+				continue;
+			}
+			hpcn_wire_send(fd, reply, sizeof(reply) - 1, nsfd, 3, &err);
+		}
+	}
+}
+
+static int connfloor_once(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int rv;
+
+	if (sock < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rv = connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -1 : floor_once(sock);
+	close(sock);
+	return rv;
+}
+
 /* ---- the subject ---- */
 
 static int handoff_once(const char *sock_path)
@@ -134,10 +224,22 @@ static int handoff_once(const char *sock_path)
 
 /* ---- running a round ---- */
 
+static int op_once(const struct round *r, unsigned i)
+{
+	switch (r->kind) {
+	case K_FLOOR:
+		return floor_once(r->socks[i]);
+	case K_CONNFLOOR:
+		return connfloor_once(r->path);
+	default:
+		return handoff_once(r->path);
+	}
+}
+
 /* fork the clients, release them together, wait for them. Each client i
- * runs per_client operations: the floor on socks[i] when socks, else the
- * handoff on sock_path. Returns the wall time from release to the last end. */
-static uint64_t run_clients(struct round *r, int *socks, const char *sock_path)
+ * runs per_client operations of the round's kind. Returns the wall time
+ * from release to the last end. */
+static uint64_t run_clients(struct round *r)
 {
 	int ready[2], go[2];
 	pid_t pids[MAX_CLIENTS];
@@ -164,7 +266,7 @@ static uint64_t run_clients(struct round *r, int *socks, const char *sock_path)
 				_exit(2);
 			for (unsigned j = 0; j < r->per_client; j++) {
 				uint64_t s = bench_now_ns();
-				int rc = socks ? floor_once(socks[i]) : handoff_once(sock_path);
+				int rc = op_once(r, i);
 				uint64_t e = bench_now_ns();
 
 				if (rc == 0)
@@ -217,13 +319,45 @@ static uint64_t round_floor(struct round *r)
 		echo_server(sv, r->clients);
 		_exit(0);
 	}
-	wall = run_clients(r, cl, NULL);
+	r->socks = cl;
+	wall = run_clients(r);
+	r->socks = NULL;
 	kill(server, SIGKILL);
 	waitpid(server, NULL, 0);
 	for (unsigned i = 0; i < r->clients; i++) {
 		close(cl[i]);
 		close(sv[i]);
 	}
+	return wall;
+}
+
+static uint64_t round_connfloor(struct round *r, const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint64_t wall;
+	pid_t server;
+	int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/connfloor.sock", dir);
+	unlink(sa.sun_path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 4096) < 0) {
+		perror("connection floor socket");
+		exit(1);
+	}
+	server = fork();
+	if (server == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		conn_echo_server(lfd);
+		_exit(0);
+	}
+	r->path = sa.sun_path;
+	wall = run_clients(r);
+	r->path = NULL;
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	close(lfd);
+	unlink(sa.sun_path);
 	return wall;
 }
 
@@ -259,8 +393,10 @@ static int create_alloc(struct hfx *fx, int *keep)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_handoff [--rounds R] [--requests N] [--clients 1,8,64]\n"
-			"  N: requests per round and concurrency level, split over the clients\n");
+	fprintf(stderr, "usage: bench_handoff [--rounds R] [--requests N] [--clients 1,8,64] "
+			"[--helper-only]\n"
+			"  N: requests per round and concurrency level, split over the clients\n"
+			"  --helper-only: no floors, for profiling the helper alone\n");
 }
 
 int main(int argc, char **argv)
@@ -269,16 +405,20 @@ int main(int argc, char **argv)
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "requests", required_argument, NULL, 'n' },
 		{ "clients", required_argument, NULL, 'c' },
+		{ "helper-only", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	unsigned levels[MAX_LEVELS] = { 1, 8, 64 }, rounds = 5, requests = 2000;
-	int nlevels = 3, c, keep = -1, rv = 1;
+	int nlevels = 3, c, keep = -1, rv = 1, first_kind = K_FLOOR;
 	char log[PATH_MAX + 16];
 	struct hfx fx;
 
-	while ((c = getopt_long(argc, argv, "r:n:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:c:Hh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'H':
+			first_kind = K_HELPER;
+			break;
 		case 'r':
 			rounds = (unsigned)atoi(optarg);
 			break;
@@ -313,66 +453,85 @@ int main(int argc, char **argv)
 		goto out;
 
 	printf("# handoff latency: %u rounds, %u requests per round and level, "
-	       "floor and helper alternating\n", rounds, requests);
-	printf("%-8s %-7s %8s %10s %10s %10s %12s %7s\n", "clients", "kind", "samples",
+	       "floor, connection floor and helper alternating\n", rounds, requests);
+	printf("%-8s %-9s %8s %10s %10s %10s %12s %7s\n", "clients", "kind", "samples",
 	       "p50_us", "p99_us", "max_us", "ops_per_s", "failed");
 	for (int l = 0; l < nlevels; l++) {
-		struct bench_samples s[2] = { { 0 } };
-		struct bench_stats st[2];
-		uint64_t wall[2] = { 0, 0 }, done[2] = { 0, 0 };
+		struct bench_samples s[K__COUNT] = { { 0 } };
+		struct bench_stats st[K__COUNT];
+		uint64_t wall[K__COUNT] = { 0 }, done[K__COUNT] = { 0 };
 		struct round r = { .clients = levels[l] };
-		static const char *const kind[2] = { "floor", "helper" };
+		size_t failed = 0;
 		char what[96];
 
 		r.per_client = requests / r.clients ? requests / r.clients : 1;
 		for (unsigned k = 0; k < rounds; k++)
-			for (int w = 0; w < 2; w++) {
+			for (int w = first_kind; w < K__COUNT; w++) {
 				size_t n = (size_t)r.clients * r.per_client;
 
+				r.kind = (enum kind)w;
 				r.lat = bench_shared_alloc(n);
 				r.end = bench_shared_alloc(r.clients);
 				if (!r.lat || !r.end) {
 					perror("mmap");
 					goto out;
 				}
-				wall[w] += w == 0 ? round_floor(&r) : run_clients(&r, NULL, fx.sock);
+				if (w == K_FLOOR)
+					wall[w] += round_floor(&r);
+				else if (w == K_CONNFLOOR)
+					wall[w] += round_connfloor(&r, fx.dir);
+				else {
+					r.path = fx.sock;
+					wall[w] += run_clients(&r);
+				}
 				bench_samples_take(&s[w], r.lat, n);
 				done[w] += n;
 				bench_shared_free(r.lat, n);
 				bench_shared_free(r.end, r.clients);
 			}
-		for (int w = 0; w < 2; w++) {
+		for (int w = first_kind; w < K__COUNT; w++) {
 			double tput = wall[w] ? (double)(done[w] - s[w].failed) * 1e9 /
 						(double)wall[w] : 0;
 
 			bench_stats_of(&s[w], &st[w]);
-			printf("%-8u %-7s %8zu %10.1f %10.1f %10.1f %12.0f %7zu\n", r.clients,
-			       kind[w], st[w].n, st[w].p50_us, st[w].p99_us, st[w].max_us, tput,
-			       s[w].failed);
-			snprintf(what, sizeof(what), "c%u %s p50", r.clients, kind[w]);
+			printf("%-8u %-9s %8zu %10.1f %10.1f %10.1f %12.0f %7zu\n", r.clients,
+			       kind_name[w], st[w].n, st[w].p50_us, st[w].p99_us, st[w].max_us,
+			       tput, s[w].failed);
+			snprintf(what, sizeof(what), "c%u %s p50", r.clients, kind_name[w]);
 			bench_figure("handoff", what, st[w].p50_us, "us", NULL);
-			snprintf(what, sizeof(what), "c%u %s p99", r.clients, kind[w]);
+			snprintf(what, sizeof(what), "c%u %s p99", r.clients, kind_name[w]);
 			bench_figure("handoff", what, st[w].p99_us, "us", NULL);
-			snprintf(what, sizeof(what), "c%u %s throughput", r.clients, kind[w]);
+			snprintf(what, sizeof(what), "c%u %s throughput", r.clients, kind_name[w]);
 			bench_figure("handoff", what, tput, "ops/s", NULL);
+			failed += s[w].failed;
 		}
-		snprintf(what, sizeof(what), "c%u p50 ratio helper/floor", r.clients);
-		bench_figure("handoff", what, st[0].p50_us > 0 ? st[1].p50_us / st[0].p50_us : 0,
-			     "x", "target <= 1.5x: %s",
-			     st[1].p50_us <= 1.5 * st[0].p50_us ? "met" : "NOT met");
-		if (r.clients == 64)
-			bench_figure("handoff", "c64 helper p99 vs target", st[1].p99_us, "us",
-				     "target <= 1000 us: %s",
-				     st[1].p99_us <= 1000.0 ? "met" : "NOT met");
-		if (s[0].failed || s[1].failed) {
-			fprintf(stderr, "%zu floor and %zu helper operations failed\n",
-				s[0].failed, s[1].failed);
-			bench_samples_free(&s[0]);
-			bench_samples_free(&s[1]);
+		if (first_kind == K_FLOOR) {
+			double fl = st[K_FLOOR].p50_us, cf = st[K_CONNFLOOR].p50_us;
+			double hp = st[K_HELPER].p50_us;
+
+			snprintf(what, sizeof(what), "c%u p50 ratio helper/floor", r.clients);
+			bench_figure("handoff", what, fl > 0 ? hp / fl : 0, "x",
+				     "target <= 1.5x: %s", hp <= 1.5 * fl ? "met" : "NOT met");
+			snprintf(what, sizeof(what), "c%u p50 ratio connfloor/floor", r.clients);
+			bench_figure("handoff", what, fl > 0 ? cf / fl : 0, "x",
+				     "the price of a connection per request");
+			snprintf(what, sizeof(what), "c%u p50 ratio helper/connfloor", r.clients);
+			bench_figure("handoff", what, cf > 0 ? hp / cf : 0, "x", NULL);
+			if (r.clients == 64) {
+				bench_figure("handoff", "c64 helper p99 vs target",
+					     st[K_HELPER].p99_us, "us", "target <= 1000 us: %s",
+					     st[K_HELPER].p99_us <= 1000.0 ? "met" : "NOT met");
+				bench_figure("handoff", "c64 connfloor p99 vs target",
+					     st[K_CONNFLOOR].p99_us, "us", "target <= 1000 us: %s",
+					     st[K_CONNFLOOR].p99_us <= 1000.0 ? "met" : "NOT met");
+			}
+		}
+		for (int w = 0; w < K__COUNT; w++)
+			bench_samples_free(&s[w]);
+		if (failed) {
+			fprintf(stderr, "%zu operations failed\n", failed);
 			goto out;
 		}
-		bench_samples_free(&s[0]);
-		bench_samples_free(&s[1]);
 	}
 	rv = 0;
 out:

@@ -38,6 +38,18 @@
  * and its scope's cgroup.events, 4 for each of 8192 allocations (see
  * raise_fd_limit). */
 #define HPCN_NS_FD_CACHE (4 * 8192)
+/*
+ * Sockets are watched edge-triggered. sd-event calls epoll_wait before every
+ * dispatch, and a level-triggered socket that is ready is polled again and
+ * returned by each of those calls until it is read: with K clients waiting,
+ * every request cost K polls (the handoff's throughput fell as clients were
+ * added, docs/benchmarks.md). Edge-triggered, each readiness is reported once,
+ * so a handler must read until EAGAIN or re-arm: these bound how much one
+ * dispatch does before it re-arms and lets the others in.
+ */
+#define HPCN_IO_EVENTS (EPOLLIN | EPOLLET)
+#define HPCN_REQUESTS_PER_DISPATCH 16
+#define HPCN_ACCEPTS_PER_DISPATCH 64
 
 static void conn_free(struct hpcn_conn *c)
 {
@@ -223,14 +235,22 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct hpcn_conn *c = userdata;
 
-	/* Drain what is there: each record is one request. */
-	for (;;) {
+	/* Read until EAGAIN (the source is edge-triggered): each record is
+	 * one request. */
+	for (int n = 0;; n++) {
 		int fds[HPCN_MAX_MESSAGE_FDS];
 		size_t nfds = 0;
 		struct hpcn_error err;
 		struct hpcn_msg msg;
 		int r;
 
+		if (n == HPCN_REQUESTS_PER_DISPATCH) {
+			/* A client that keeps its queue full must not starve the
+			 * others: re-arm (reported again if still readable). */
+			if (sd_event_source_set_io_events(s, HPCN_IO_EVENTS) < 0)
+				goto closed;
+			return 0;
+		}
 		memset(&msg, 0, sizeof(msg));
 		r = hpcn_recv_msg(c->fd, &msg, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err);
 		if (r == 0)
@@ -297,19 +317,34 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 {
 	struct hpcn_helper *h = userdata;
 
-	for (;;) {
+	/* Accept until EAGAIN (edge-triggered), at most a batch at a time. */
+	for (int n = 0;; n++) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		struct hpcn_conn *c;
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd;
 
+		if (n == HPCN_ACCEPTS_PER_DISPATCH) {
+			sd_event_source_set_io_events(s, HPCN_IO_EVENTS);
+			return 0;
+		}
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
+			if (errno == EAGAIN)
+				return 0;
+			/* One connection's trouble: the next may be fine. */
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
+			    errno == ENOMEM) {
 				pause_accepting(h, s, errno);
-			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				hpcn_log_warning("accept on %s: %s", h->cfg.socket_path,
-						 strerror(errno));
+				return 0;
+			}
+			hpcn_log_warning("accept on %s: %s", h->cfg.socket_path,
+					 strerror(errno));
+			/* Edge-triggered: ask to be told again, as a level-triggered
+			 * watch would have, rather than lose the clients waiting. */
+			sd_event_source_set_io_events(s, HPCN_IO_EVENTS);
 			return 0;
 		}
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -355,7 +390,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			free(c);
 			continue;
 		}
-		if (sd_event_add_io(h->event, &c->src, cfd, EPOLLIN, on_conn, c) < 0) {
+		if (sd_event_add_io(h->event, &c->src, cfd, HPCN_IO_EVENTS, on_conn, c) < 0) {
 			close(cfd);
 			free(c);
 			continue;
@@ -614,7 +649,7 @@ int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 	raise_fd_limit(h);
 	if (open_socket(h, err) < 0)
 		return -1;
-	if (sd_event_add_io(h->event, NULL, h->listen_fd, EPOLLIN, on_accept, h) < 0)
+	if (sd_event_add_io(h->event, NULL, h->listen_fd, HPCN_IO_EVENTS, on_accept, h) < 0)
 		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "cannot watch the socket", NULL);
 
 	sd_notify(0, "STATUS=Reconstructing state");

@@ -9,7 +9,10 @@
  *    allocation since before the storm keeps reading its image;
  *  - 1,000 clients connected at once, all answered, another client served
  *    meanwhile, the helper's descriptors back to their baseline afterwards;
- *    the same with the helper's descriptor limit far below the load.
+ *    the same with the helper's descriptor limit far below the load;
+ *  - a client that queues many requests at once does not keep the helper
+ *    from serving another client until its queue is empty, and all its
+ *    requests are answered, in order.
  * HPCN_STORM_SEED=<n> replays a storm's random kill moments.
  */
 #include <dirent.h>
@@ -911,12 +914,109 @@ static void test_fd_limit_below_load(void **state)
 	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
 }
 
+/* Counter "requests" of a Status body. */
+static long long status_requests(json_t *status)
+{
+	json_t *n = json_object_get(json_object_get(status, "counters"), "requests");
+
+	return json_is_integer(n) ? (long long)json_integer_value(n) : -1;
+}
+
+/*
+ * Client A queues N_PIPELINED Hello requests while the helper is stopped;
+ * client B then connects and asks for the status. Once the helper runs again,
+ * B must be answered before all of A's requests are (the helper reads at
+ * most a batch from one client per turn; sockets are edge-triggered, so a
+ * handler that stopped early must re-arm or A's rest would never be read),
+ * and A must get every reply, in order.
+ */
+#define N_PIPELINED 120
+static void test_pipelining_client_does_not_starve(void **state)
+{
+	struct ctx *c = *state;
+	struct hfx *fx = &c->fx;
+	struct hpcn_msg req, resp;
+	struct hpcn_error err;
+	json_t *before, *body;
+	long long r0, served_before_b;
+	int a, b;
+
+	assert_int_equal(hfx_start(fx), 0);
+	before = hfx_status(fx);
+	assert_non_null(before);
+	r0 = status_requests(before);
+	json_decref(before);
+	assert_true(r0 > 0);
+
+	assert_int_equal(kill(fx->pid, SIGSTOP), 0);
+	a = hfx_connect(fx);
+	assert_true(a >= 0);
+	for (int i = 0; i < N_PIPELINED; i++) {
+		hpcn_msg_init(&req, HPCN_TAG_HELLO);
+		req.seq = (uint64_t)i + 1;
+		req.u.hello.min_version = 1;
+		req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
+		req.u.hello.software = strdup("pipelining");
+		if (hpcn_send_msg(a, &req, NULL, 0, &err) < 0)
+			fail_msg("queueing request %d: %s", i + 1, err.message);
+		hpcn_msg_free(&req);
+	}
+	b = hfx_connect(fx);
+	assert_true(b >= 0);
+	hpcn_msg_init(&req, HPCN_TAG_STATUS_REQUEST);
+	req.seq = 7;
+	req.u.json = strdup("{}");
+	assert_int_equal(hpcn_send_msg(b, &req, NULL, 0, &err), 0);
+	hpcn_msg_free(&req);
+	assert_int_equal(kill(fx->pid, SIGCONT), 0);
+
+	{
+		struct pollfd pf = { .fd = b, .events = POLLIN };
+		int fds[HPCN_MAX_MESSAGE_FDS];
+		size_t nfds = 0;
+
+		if (poll(&pf, 1, HFX_TIMEOUT_MS) != 1)
+			fail_msg("the other client got no status within %d ms", HFX_TIMEOUT_MS);
+		assert_int_equal(hpcn_recv_msg(b, &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err), 1);
+		assert_int_equal(resp.tag, HPCN_TAG_STATUS);
+		body = json_loads(resp.u.json, 0, NULL);
+		assert_non_null(body);
+		/* requests counted since: A's answered so far, and B's own */
+		served_before_b = status_requests(body) - r0 - 1;
+		json_decref(body);
+		hpcn_msg_free(&resp);
+	}
+	fprintf(stderr, "the other client was answered after %lld of %d queued requests\n",
+		served_before_b, N_PIPELINED);
+	if (served_before_b >= N_PIPELINED)
+		fail_msg("the other client waited for all %d queued requests of one client",
+			 N_PIPELINED);
+	for (int i = 0; i < N_PIPELINED; i++) {
+		struct pollfd pf = { .fd = a, .events = POLLIN };
+		int fds[HPCN_MAX_MESSAGE_FDS];
+		size_t nfds = 0;
+
+		if (poll(&pf, 1, HFX_TIMEOUT_MS) != 1)
+			fail_msg("reply %d of %d missing", i + 1, N_PIPELINED);
+		assert_int_equal(hpcn_recv_msg(a, &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err),
+				 1);
+		assert_int_equal(resp.tag, HPCN_TAG_HELLO);
+		assert_int_equal(resp.seq, (uint64_t)i + 1);
+		hpcn_msg_free(&resp);
+	}
+	close(a);
+	close(b);
+	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill_storm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_limit_below_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelining_client_does_not_starve, setup,
+						teardown),
 	};
 	struct rlimit rl;
 
