@@ -64,63 +64,7 @@ struct round {
 	uint64_t *end;      /* clients slots: when each finished, shared */
 };
 
-/* ---- the floor ---- */
-
-/* One process, one epoll over every client's socket: answer each record
- * with a small record and the 3 namespace FDs. Exits when killed. */
-static void echo_server(int *socks, unsigned n)
-{
-	int nsfd[3], ep = epoll_create1(EPOLL_CLOEXEC);
-	static const char reply[] =
-		"{\"version\":1,\"tag\":\"NamespaceResponse\",\"seq\":1,\"body\":{}}";
-
-	for (int i = 0; i < 3; i++)
-		if ((nsfd[i] = open(ns_paths[i], O_RDONLY | O_CLOEXEC)) < 0)
-			_exit(3);
-	for (unsigned i = 0; i < n; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.fd = socks[i] };
-
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, socks[i], &ev) < 0)
-			_exit(3);
-	}
-	for (;;) {
-		struct epoll_event evs[64];
-		int k = epoll_wait(ep, evs, 64, -1);
-
-		for (int i = 0; i < k; i++) {
-			char buf[256];
-			size_t nf = 0;
-			struct hpcn_error err;
-			ssize_t r = hpcn_wire_recv(evs[i].data.fd, buf, sizeof(buf), NULL, &nf, 0,
-						   &err);
-
-			if (r <= 0) {
-				epoll_ctl(ep, EPOLL_CTL_DEL, evs[i].data.fd, NULL);
-				continue;
-			}
-			hpcn_wire_send(evs[i].data.fd, reply, sizeof(reply) - 1, nsfd, 3, &err);
-		}
-	}
-}
-
-static int floor_once(int sock)
-{
-	char buf[256];
-	int fds[HPCN_MAX_MESSAGE_FDS];
-	size_t nf = 0;
-	struct hpcn_error err;
-	static const char req[] =
-		"{\"version\":1,\"tag\":\"NamespaceRequest\",\"seq\":1,\"body\":{}}";
-
-	if (hpcn_wire_send(sock, req, sizeof(req) - 1, NULL, 0, &err) < 0)
-		return -1;
-	if (hpcn_wire_recv(sock, buf, sizeof(buf), fds, &nf, HPCN_MAX_MESSAGE_FDS, &err) <= 0)
-		return -1;
-	hpcn_close_fds(fds, nf);
-	return nf == 3 ? 0 : -1;
-}
-
-/* ---- the connection floor ---- */
+/* ---- the floors ---- */
 
 static int add_in(int ep, int fd)
 {
@@ -129,10 +73,14 @@ static int add_in(int ep, int fd)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* Like echo_server, but every client connects anew: accept each connection
- * (with its peer's credentials, as any server that checks its clients must),
- * answer its record, close it when the client does. */
-static void conn_echo_server(int lfd)
+/*
+ * One process, one epoll: answer each record with a small record and the 3
+ * namespace FDs. The floor serves the n sockets it is given; the connection
+ * floor (lfd >= 0) accepts each client's connection (with its peer's
+ * credentials, as any server that checks its clients must) and closes it
+ * when the client does. Exits when killed.
+ */
+static void echo_server(int lfd, const int *socks, unsigned n)
 {
 	int nsfd[3], ep = epoll_create1(EPOLL_CLOEXEC);
 	static const char reply[] =
@@ -141,8 +89,11 @@ static void conn_echo_server(int lfd)
 	for (int i = 0; i < 3; i++)
 		if ((nsfd[i] = open(ns_paths[i], O_RDONLY | O_CLOEXEC)) < 0)
 			_exit(3);
-	if (add_in(ep, lfd) < 0)
+	if (lfd >= 0 && add_in(ep, lfd) < 0)
 		_exit(3);
+	for (unsigned i = 0; i < n; i++)
+		if (add_in(ep, socks[i]) < 0)
+			_exit(3);
 	for (;;) {
 		struct epoll_event evs[64];
 		int k = epoll_wait(ep, evs, 64, -1);
@@ -171,12 +122,30 @@ static void conn_echo_server(int lfd)
 				if (r < 0 && err.sys_errno == EAGAIN)
 					continue;
 				epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-				close(fd);
+				if (lfd >= 0)
+					close(fd);
 				continue;
 			}
 			hpcn_wire_send(fd, reply, sizeof(reply) - 1, nsfd, 3, &err);
 		}
 	}
+}
+
+static int floor_once(int sock)
+{
+	char buf[256];
+	int fds[HPCN_MAX_MESSAGE_FDS];
+	size_t nf = 0;
+	struct hpcn_error err;
+	static const char req[] =
+		"{\"version\":1,\"tag\":\"NamespaceRequest\",\"seq\":1,\"body\":{}}";
+
+	if (hpcn_wire_send(sock, req, sizeof(req) - 1, NULL, 0, &err) < 0)
+		return -1;
+	if (hpcn_wire_recv(sock, buf, sizeof(buf), fds, &nf, HPCN_MAX_MESSAGE_FDS, &err) <= 0)
+		return -1;
+	hpcn_close_fds(fds, nf);
+	return nf == 3 ? 0 : -1;
 }
 
 static int connfloor_once(const char *path)
@@ -316,7 +285,7 @@ static uint64_t round_floor(struct round *r)
 	server = fork();
 	if (server == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		echo_server(sv, r->clients);
+		echo_server(-1, sv, r->clients);
 		_exit(0);
 	}
 	r->socks = cl;
@@ -348,7 +317,7 @@ static uint64_t round_connfloor(struct round *r, const char *dir)
 	server = fork();
 	if (server == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		conn_echo_server(lfd);
+		echo_server(lfd, NULL, 0);
 		_exit(0);
 	}
 	r->path = sa.sun_path;
