@@ -28,6 +28,7 @@ struct hpcn_conn {
 	int fd;
 	sd_event_source *src;
 	struct hpcn_audit_ctx peer;      /* SO_PEERCRED */
+	bool dead;                       /* a reply failed: closed after this request */
 	struct hpcn_conn *next;
 };
 
@@ -71,7 +72,8 @@ int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 		     struct hpcn_error *err);
 int hpcn_helper_run(struct hpcn_helper *h);
 void hpcn_helper_free(struct hpcn_helper *h);
-/* Reply on a connection; a failure drops the connection (it is gone). */
+/* Reply on a connection. A failure (the client gone, or not reading within
+ * 2 s) marks it dead: it is closed once the request being handled is done. */
 int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
 		    const int *fds, size_t nfds);
 int hpcn_conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_error *err);

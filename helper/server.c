@@ -97,9 +97,13 @@ int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
 			break;
 	}
 	free(buf);
-	if (rv < 0)
+	if (rv < 0) {
 		hpcn_log_warning("reply to pid %d failed (%s): dropping the connection",
 				 (int)c->peer.pid, err.message);
+		/* Closed once the request is handled: a client that does not
+		 * read its replies costs the others one wait, not one each. */
+		c->dead = true;
+	}
 	return rv;
 }
 
@@ -272,19 +276,26 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		}
 		dispatch(c->h, c, &msg, fds, nfds);
 		hpcn_msg_free(&msg);
+		if (c->dead)
+			goto closed;
 	}
 closed:
 	conn_free(c);
 	return 0;
 }
 
+static bool pause_accepting(struct hpcn_helper *h, sd_event_source *s, int e);
+
 static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	sd_event_source *listen_src = userdata;
 	struct hpcn_helper *h = sd_event_source_get_userdata(listen_src);
+	int r;
 
 	h->accept_resume = sd_event_source_disable_unref(h->accept_resume);
-	sd_event_source_set_enabled(listen_src, SD_EVENT_ON);
+	r = sd_event_source_set_enabled(listen_src, SD_EVENT_ON);
+	if (r < 0)
+		pause_accepting(h, listen_src, -r); /* try again later */
 	return 0;
 }
 
@@ -293,24 +304,44 @@ static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata)
  * connection stays in the backlog and the socket stays readable, so going
  * on would spin (and log) until a descriptor frees up. Pause accepting
  * instead; the waiting clients are served once a descriptor is free.
+ * Returns false when it could not pause (the caller must re-arm).
  */
-static void pause_accepting(struct hpcn_helper *h, sd_event_source *s, int e)
+static bool pause_accepting(struct hpcn_helper *h, sd_event_source *s, int e)
 {
 	uint64_t now = hpcn_now_ms();
 
-	if (h->accept_resume)
-		return;
-	if (!h->accept_warned_ms || now - h->accept_warned_ms >= HPCN_ACCEPT_WARN_INTERVAL_MS) {
-		h->accept_warned_ms = now;
-		hpcn_log_warning("accept on %s: %s with %zu client(s) connected; new clients wait "
-				 "until one leaves", h->cfg.socket_path, strerror(e), h->n_conns);
+	if (!h->accept_resume) {
+		if (!h->accept_warned_ms ||
+		    now - h->accept_warned_ms >= HPCN_ACCEPT_WARN_INTERVAL_MS) {
+			h->accept_warned_ms = now;
+			hpcn_log_warning("accept on %s: %s with %zu client(s) connected; new "
+					 "clients wait until one leaves", h->cfg.socket_path,
+					 strerror(e), h->n_conns);
+		}
+		if (sd_event_add_time_relative(h->event, &h->accept_resume, CLOCK_MONOTONIC,
+					       HPCN_ACCEPT_PAUSE_MS * 1000ULL, 0,
+					       on_accept_resume, s) < 0) {
+			h->accept_resume = NULL;
+			return false;
+		}
 	}
-	if (sd_event_add_time_relative(h->event, &h->accept_resume, CLOCK_MONOTONIC,
-				       HPCN_ACCEPT_PAUSE_MS * 1000ULL, 0, on_accept_resume, s) < 0) {
-		h->accept_resume = NULL;
-		return; /* cannot pause: keep accepting rather than stop for good */
-	}
+	/* Off until the timer (or a leaving client) turns it on again, which
+	 * re-adds it to epoll: the clients waiting then are seen at once. */
 	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	return true;
+}
+
+/* Ask epoll to report the listener again if clients are still waiting
+ * (edge-triggered: nothing else would); failing that, come back after a
+ * pause rather than leave them in the backlog until the next connect. */
+static void rearm_listener(struct hpcn_helper *h, sd_event_source *s)
+{
+	int r = sd_event_source_set_io_events(s, HPCN_IO_EVENTS);
+
+	if (r < 0 && !pause_accepting(h, s, -r))
+		hpcn_log_error("accept on %s: cannot watch the socket again (%s); waiting "
+			       "clients are served when the next one connects",
+			       h->cfg.socket_path, strerror(-r));
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -325,26 +356,24 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		int cfd;
 
 		if (n == HPCN_ACCEPTS_PER_DISPATCH) {
-			sd_event_source_set_io_events(s, HPCN_IO_EVENTS);
+			rearm_listener(h, s);
 			return 0;
 		}
 		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
 			if (errno == EAGAIN)
 				return 0;
-			/* One connection's trouble: the next may be fine. */
-			if (errno == EINTR || errno == ECONNABORTED)
+			/* One connection's trouble (a security module's refusal
+			 * included): the next may be fine. */
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
+			    errno == EPERM)
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				pause_accepting(h, s, errno);
+			if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			     errno == ENOMEM) && pause_accepting(h, s, errno))
 				return 0;
-			}
 			hpcn_log_warning("accept on %s: %s", h->cfg.socket_path,
 					 strerror(errno));
-			/* Edge-triggered: ask to be told again, as a level-triggered
-			 * watch would have, rather than lose the clients waiting. */
-			sd_event_source_set_io_events(s, HPCN_IO_EVENTS);
+			rearm_listener(h, s);
 			return 0;
 		}
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
