@@ -240,6 +240,50 @@ int hpcn_squashfs_unmount(const char *target, bool detach, struct hpcn_error *er
 	return -1;
 }
 
+/*
+ * The mount base, made private: the images are opened as the job's user so
+ * that only images the user may read are mounted, but their node-wide mounts
+ * below the base would otherwise let every local user read them (keys are
+ * listed in /proc/self/mountinfo). Jobs reach their images through the bind
+ * in their own namespace, never through the base, so root-only 0700 costs
+ * nothing. A symlinked or foreign-owned base is refused.
+ */
+static int open_private_base(const char *b, const char *image_path, struct stat *st,
+			     struct hpcn_error *err)
+{
+	int fd = open(b, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
+					     "mount base %s is not a directory (a symlink?)", b);
+		else
+			hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
+					     "mount base %s", b);
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
+				     "mount base %s", b);
+		goto fail;
+	}
+	if (st->st_uid != geteuid()) {
+		hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, image_path,
+				"mount base %s is owned by uid %u, not by the helper (uid %u)", b,
+				(unsigned)st->st_uid, (unsigned)geteuid());
+		goto fail;
+	}
+	if ((st->st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0) {
+		hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
+				     "making mount base %s private (mode 0700)", b);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
 int hpcn_uenv_mount_image(const char *base, int image_fd, const char *image_path,
 			  const struct hpcn_image_id *id, char *mount_point, size_t cap,
 			  struct hpcn_error *err)
@@ -280,10 +324,9 @@ int hpcn_uenv_mount_image(const char *base, int image_fd, const char *image_path
 	if (hpcn_mkdir_p(b, 0755) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
 					    "creating mount base %s", b);
-	basefd = open(b, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (basefd < 0 || fstat(basefd, &bst) < 0)
-		return hpcn_error_set_errno(err, HPCN_E_MOUNT_FAILED, errno, image_path,
-					    "mount base %s", b);
+	basefd = open_private_base(b, image_path, &bst, err);
+	if (basefd < 0)
+		return -1;
 	if (mkdirat(basefd, key, 0755) == 0) {
 		made_dir = true;
 	} else if (errno != EEXIST) {

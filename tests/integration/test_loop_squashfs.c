@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -215,6 +216,26 @@ static int open_as(const char *path, uid_t uid, struct hpcn_image_id *id)
 	return fd;
 }
 
+/* Whether uid can list path (in a child that takes that uid). */
+static bool can_list_as(const char *path, uid_t uid)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		DIR *d;
+
+		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+			_exit(2);
+		d = opendir(path);
+		_exit(d ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 2);
+	return WEXITSTATUS(st) == 0;
+}
+
 static void test_mount_image(void **state)
 {
 	struct hpcn_image_id id;
@@ -235,6 +256,16 @@ static void test_mount_image(void **state)
 	assert_string_equal(mp, want);
 	assert_good_mount(mp, img_a, "MARKER-A", dev);
 	assert_int_equal(sqfs_count_loops_under(fx.dir), 1);
+	/* The node-wide mount is the helper's: other users reach an image only
+	 * through their job's bind (the base was created 0755, as a parent). */
+	{
+		struct stat st;
+
+		assert_int_equal(stat(base, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0700);
+		assert_true(can_list_as(mp, 0));
+		assert_false(can_list_as(mp, NOBODY));
+	}
 
 	/* The table gives the state back, as after a restart. */
 	assert_int_equal(hpcn_mountinfo_find_uenv(NULL, base, &v, &n, &err), 0);
@@ -376,6 +407,25 @@ static void test_failure_base_not_dir(void **state)
 	assert_int_equal(err.kind, HPCN_E_INVALID_ARGUMENT);
 	assert_int_equal(hpcn_uenv_mount_image(base, fd, img_a, &id, mp, 10, &err), -1);
 	assert_int_equal(err.kind, HPCN_E_INVALID_ARGUMENT);
+	/* A symlink as the base, and a base owned by someone else. */
+	{
+		char link[160], other[160];
+
+		snprintf(link, sizeof(link), "%s/base-link", fx.dir);
+		assert_int_equal(symlink(base, link), 0);
+		assert_int_equal(hpcn_uenv_mount_image(link, fd, img_a, &id, mp, sizeof(mp),
+						       &err), -1);
+		assert_int_equal(err.kind, HPCN_E_MOUNT_FAILED);
+		assert_non_null(strstr(err.message, "a symlink?"));
+		unlink(link);
+		snprintf(other, sizeof(other), "%s/base-other", fx.dir);
+		assert_int_equal(mkdir(other, 0700), 0);
+		assert_int_equal(chown(other, NOBODY, NOBODY), 0);
+		assert_int_equal(hpcn_uenv_mount_image(other, fd, img_a, &id, mp, sizeof(mp),
+						       &err), -1);
+		assert_non_null(strstr(err.message, "is owned by uid 65534"));
+		rmdir(other);
+	}
 	close(fd);
 	assert_true(sqfs_wait_loop_count(before, GONE_MS));
 	assert_base_empty();
