@@ -72,6 +72,7 @@ void hpcn_plugargs_defaults(struct hpcn_plugargs *cfg)
 	snprintf(cfg->ready_file, sizeof(cfg->ready_file), "%s", HPCN_READINESS_FILE_PATH);
 	cfg->ready_timeout_secs = HPCN_READINESS_WAIT_TIMEOUT_SECS;
 	cfg->connect_timeout_ms = HPCN_CONNECT_TIMEOUT_MS;
+	cfg->request_timeout_ms = HPCN_SPANK_REQUEST_TIMEOUT;
 	cfg->fallback = HPCN_SPANK_FALLBACK_NONE;
 	snprintf(cfg->default_mount, sizeof(cfg->default_mount), "%s",
 		 HPCN_DEFAULT_UENV_MOUNT_POINT);
@@ -264,13 +265,14 @@ static int parse_allowed(const char *arg, const char *val, struct hpcn_plugargs 
 
 enum arg_id {
 	A_SOCKET, A_NAMESPACES, A_CGROUP, A_READY_FILE, A_READY_TIMEOUT, A_CONNECT_TIMEOUT,
-	A_FALLBACK, A_DEFAULT_MOUNT, A_REPOSITORY, A_ALLOWED_MOUNTS, A_MAX_IMAGES, A_JOB_CONTAINER_BASE, A__COUNT
+	A_REQUEST_TIMEOUT, A_FALLBACK, A_DEFAULT_MOUNT, A_REPOSITORY, A_ALLOWED_MOUNTS, A_MAX_IMAGES, A_JOB_CONTAINER_BASE, A__COUNT
 };
 
 static const char *const arg_names[A__COUNT] = {
 	[A_SOCKET] = "socket", [A_NAMESPACES] = "namespaces", [A_CGROUP] = "cgroup",
 	[A_READY_FILE] = "ready_file", [A_READY_TIMEOUT] = "ready_timeout",
-	[A_CONNECT_TIMEOUT] = "connect_timeout", [A_FALLBACK] = "fallback",
+	[A_CONNECT_TIMEOUT] = "connect_timeout", [A_REQUEST_TIMEOUT] = "request_timeout",
+	[A_FALLBACK] = "fallback",
 	[A_DEFAULT_MOUNT] = "default_mount", [A_REPOSITORY] = "repository",
 	[A_ALLOWED_MOUNTS] = "allowed_mounts", [A_MAX_IMAGES] = "max_images",
 	[A_JOB_CONTAINER_BASE] = "job_container_base",
@@ -307,6 +309,11 @@ static int parse_one(enum arg_id id, const char *arg, const char *val,
 		if (parse_uint(arg, val, 1, HPCN_SPANK_MAX_CONNECT_TIMEOUT, &v, err) < 0)
 			return -1;
 		cfg->connect_timeout_ms = (unsigned int)v;
+		return 0;
+	case A_REQUEST_TIMEOUT:
+		if (parse_uint(arg, val, 1, HPCN_SPANK_MAX_REQUEST_TIMEOUT, &v, err) < 0)
+			return -1;
+		cfg->request_timeout_ms = (unsigned int)v;
 		return 0;
 	case A_FALLBACK:
 		if (strcmp(val, "none") == 0)
@@ -365,7 +372,8 @@ int hpcn_plugargs_parse(int argc, char **argv, struct hpcn_plugargs *cfg,
 			return hpcn_spank_errorf(err, ARG_INVALID,
 						 "plugstack.conf argument '%s': unknown argument '%.*s' (known: "
 						 "socket, namespaces, cgroup, ready_file, ready_timeout, "
-						 "connect_timeout, fallback, default_mount, repository, "
+						 "connect_timeout, request_timeout, fallback, default_mount, "
+						 "repository, "
 						 "allowed_mounts, max_images, job_container_base)",
 						 arg, (int)klen, arg);
 		if (seen[id])

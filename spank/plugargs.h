@@ -10,6 +10,7 @@
  *   ready_file=PATH          helper's readiness file     default /run/pact/ready
  *   ready_timeout=SECS       0..3600                     default 30
  *   connect_timeout=MS       1..60000                    default 1000
+ *   request_timeout=MS       1..600000 (the reply)       default 60000
  *   fallback=none|local      helper unreachable          default none
  *   default_mount=PATH       --uenv without MOUNT        default /user-environment
  *   repository=DIR           where image NAMEs live      default none
@@ -44,6 +45,11 @@
 #define HPCN_SPANK_DEFAULT_MAX_IMAGES   4
 #define HPCN_SPANK_MAX_READY_TIMEOUT    3600    /* seconds */
 #define HPCN_SPANK_MAX_CONNECT_TIMEOUT  60000   /* milliseconds */
+/* The wait for the helper's reply to a step's request: it may mount images
+ * (each opened as the user, bounded at 10 s by the helper) and create
+ * namespaces (10 s), and a request that arrives while it starts is queued. */
+#define HPCN_SPANK_REQUEST_TIMEOUT      60000   /* milliseconds */
+#define HPCN_SPANK_MAX_REQUEST_TIMEOUT  600000  /* milliseconds */
 
 enum hpcn_spank_fallback {
 	HPCN_SPANK_FALLBACK_NONE = 0,  /* the step fails */
@@ -60,6 +66,7 @@ struct hpcn_plugargs {
 	char ready_file[PATH_MAX];
 	unsigned int ready_timeout_secs;
 	unsigned int connect_timeout_ms;
+	unsigned int request_timeout_ms;
 	enum hpcn_spank_fallback fallback;
 	char default_mount[PATH_MAX];
 	char repository[PATH_MAX];          /* "" when none is configured */

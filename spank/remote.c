@@ -87,13 +87,13 @@ static int open_job_container_ns(uint32_t job)
 	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
-static int request_from_helper(spank_t sp, uint32_t job, struct hpcn_error *err)
+static int request_from_helper(spank_t sp, uint32_t job, bool *asked, struct hpcn_error *err)
 {
 	struct hpcn_namespace_request req;
 	struct hpcn_namespace_response resp;
 	int fds[HPCN_NS__COUNT];
 	int base = open_job_container_ns(job);
-	int rv = -1;
+	int sock = -1, rv = -1;
 
 	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
@@ -115,9 +115,18 @@ static int request_from_helper(spank_t sp, uint32_t job, struct hpcn_error *err)
 	if (hpcn_ctx.args.cgroup)
 		job_limits(sp, &req);
 
-	if (hpcn_request_namespaces(hpcn_ctx.args.socket, (int)hpcn_ctx.args.connect_timeout_ms,
-				    &req, base >= 0 ? &base : NULL, base >= 0 ? 1 : 0, &resp,
-				    fds, err) < 0)
+	/* Two waits: reaching the helper (connect_timeout; failing that, nothing
+	 * was asked and fallback=local may act) and its answer (request_timeout:
+	 * it may be mounting images; failing that, it may have acted, and the
+	 * fallback must not build a second environment beside it). */
+	sock = hpcn_client_connect(hpcn_ctx.args.socket, (int)hpcn_ctx.args.connect_timeout_ms,
+				   err);
+	if (sock < 0)
+		goto out;
+	*asked = true;
+	if (hpcn_request_namespaces_on(sock, (int)hpcn_ctx.args.request_timeout_ms, &req,
+				       base >= 0 ? &base : NULL, base >= 0 ? 1 : 0, &resp, fds,
+				       err) < 0)
 		goto out;
 	for (size_t i = 0; i < resp.n_fd_types; i++)
 		hpcn_ctx.ns_fds[resp.fd_types[i]] = fds[i];
@@ -128,6 +137,8 @@ static int request_from_helper(spank_t sp, uint32_t job, struct hpcn_error *err)
 out:
 	/* The strings of req belong to the context: free only the response. */
 	hpcn_namespace_response_free(&resp);
+	if (sock >= 0)
+		close(sock);
 	if (base >= 0)
 		close(base);
 	return rv;
@@ -137,6 +148,7 @@ int hpcn_remote_init_post_opt(spank_t sp)
 {
 	struct hpcn_error err;
 	uint32_t job = 0, step = 0;
+	bool asked = false;
 
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS ||
@@ -164,13 +176,12 @@ int hpcn_remote_init_post_opt(spank_t sp)
 			    (int)hpcn_ctx.args.ready_timeout_secs * 1000, &err) < 0)
 		log_info("%s: %s after %u s; trying the helper anyway", hpcn_ctx.allocation_id,
 			 err.message, hpcn_ctx.args.ready_timeout_secs);
-	if (request_from_helper(sp, job, &err) == 0) {
+	if (request_from_helper(sp, job, &asked, &err) == 0) {
 		if (hpcn_ctx.view_arg[0] || hpcn_ctx.spec.n)
 			log_verbose("%s: namespaces from the helper", hpcn_ctx.allocation_id);
 		return 0;
 	}
-	if (err.kind == HPCN_E_NS_SOCKET_UNAVAILABLE &&
-	    hpcn_ctx.args.fallback == HPCN_SPANK_FALLBACK_LOCAL) {
+	if (!asked && hpcn_ctx.args.fallback == HPCN_SPANK_FALLBACK_LOCAL) {
 		struct hpcn_error ferr;
 		int mnt = -1;
 

@@ -305,17 +305,16 @@ static int check_ns_fds(const struct hpcn_namespace_response *r, const int *fds,
 	return 0;
 }
 
-int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
-			    const struct hpcn_namespace_request *req,
-			    const int *req_fds, size_t nreq_fds,
-			    struct hpcn_namespace_response *resp,
-			    int ns_fds[HPCN_NS__COUNT],
-			    struct hpcn_error *err)
+int hpcn_request_namespaces_on(int sock, int timeout_ms,
+			       const struct hpcn_namespace_request *req,
+			       const int *req_fds, size_t nreq_fds,
+			       struct hpcn_namespace_response *resp,
+			       int ns_fds[HPCN_NS__COUNT],
+			       struct hpcn_error *err)
 {
 	struct hpcn_msg msg, reply;
 	int rfds[HPCN_MAX_MESSAGE_FDS];
 	size_t nr = 0;
-	int sock = -1;
 	int rv = -1;
 
 	memset(&reply, 0, sizeof(reply));
@@ -334,10 +333,6 @@ int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
 				       "%zu descriptors for allocation %s exceed the limit of %d",
 				       nreq_fds, req->allocation_id, HPCN_MAX_MESSAGE_FDS);
 
-	sock = hpcn_client_connect(socket_path, timeout_ms, err);
-	if (sock < 0)
-		return -1;
-
 	hpcn_msg_init(&msg, HPCN_TAG_NAMESPACE_REQUEST);
 	msg.seq = CLIENT_SEQ;
 	/* Borrowed: encoding only reads it, msg is never freed. */
@@ -345,7 +340,6 @@ int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
 	if (hpcn_client_call(sock, &msg, req_fds, nreq_fds, &reply, rfds, &nr,
 			     HPCN_MAX_MESSAGE_FDS, timeout_ms, err) < 0)
 		goto out;
-
 	if (reply.tag != HPCN_TAG_NAMESPACE_RESPONSE) {
 		const char *t = hpcn_tag_name(reply.tag);
 
@@ -386,6 +380,32 @@ int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
 out:
 	hpcn_close_fds(rfds, nr);
 	hpcn_msg_free(&reply);
+	return rv;
+}
+
+int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
+			    const struct hpcn_namespace_request *req,
+			    const int *req_fds, size_t nreq_fds,
+			    struct hpcn_namespace_response *resp,
+			    int ns_fds[HPCN_NS__COUNT],
+			    struct hpcn_error *err)
+{
+	int sock, rv;
+
+	for (int i = 0; i < HPCN_NS__COUNT; i++)
+		ns_fds[i] = -1;
+	memset(resp, 0, sizeof(*resp));
+	if (!req)
+		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
+				      "no namespace request given", NULL);
+	/* Refuse a bad request before connecting, as before. */
+	if (hpcn_alloc_id_validate(req->allocation_id, err) < 0)
+		return -1;
+	sock = hpcn_client_connect(socket_path, timeout_ms, err);
+	if (sock < 0)
+		return -1;
+	rv = hpcn_request_namespaces_on(sock, timeout_ms, req, req_fds, nreq_fds, resp, ns_fds,
+					err);
 	close(sock);
 	return rv;
 }

@@ -3,7 +3,8 @@
 #
 # spank_hpc_node.so in a real Slurm when things go wrong: the helper killed
 # and restarted under a running step, slurmstepd killed mid-step, the helper
-# absent (the step fails, or fallback=local builds the namespace itself);
+# absent (the step fails, or fallback=local builds the namespace itself), or
+# too slow to answer (the step fails, no fallback beside what it may have made);
 # and the admin's options: namespaces=mount,pid,net and cgroup=on.
 # shellcheck disable=SC2016,SC2154 # $VARS in single quotes are for the jobs; bats sets $stderr
 
@@ -148,6 +149,24 @@ $(uenv_hello_marker tools t)" ]
 	run --separate-stderr as_user srun --uenv="$HPCN_T/images/secret-fb.sqfs" true
 	[ "$status" -ne 0 ]
 	rm -f "$HPCN_T/images/secret-fb.sqfs"
+}
+
+@test "helper too slow to answer, fallback=local: the step fails naming the wait, no second environment" {
+	plugstack fallback=local request_timeout=1500
+	local h before
+	h=$(_cl_pid_of helper)
+	before=$(grep -c "fallback=local: mounting" "$HPCN_LOGS/slurmd.log" || true)
+	# Connected (the backlog takes it) but not answered.
+	kill -STOP "$h"
+	run --separate-stderr as_user srun --uenv="$IMG_APP" true
+	kill -CONT "$h"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	grep -q "hpc-node: .*no reply to NamespaceRequest .* within 1500 ms" <<<"$stderr"
+	# The helper may have acted on the request: no fallback beside it.
+	[ "$(grep -c "fallback=local: mounting" "$HPCN_LOGS/slurmd.log" || true)" -eq "$before" ]
+	# What the helper made of the late request goes (its client left).
+	wait_for -t 15 eval '[[ $(helper_status_json | jq ".allocations | length") == 0 ]]'
 }
 
 @test "namespaces=mount,pid,net and cgroup=on: own pid and net namespaces, tasks in the step's scope" {

@@ -40,6 +40,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->ready_file, "/run/pact/ready");
 	assert_int_equal(cfg->ready_timeout_secs, 30);
 	assert_int_equal(cfg->connect_timeout_ms, 1000);
+	assert_int_equal(cfg->request_timeout_ms, 60000);
 	assert_int_equal(cfg->fallback, HPCN_SPANK_FALLBACK_NONE);
 	assert_string_equal(cfg->default_mount, "/user-environment");
 	assert_string_equal(cfg->repository, "");
@@ -57,7 +58,7 @@ static void test_all_arguments(void **state)
 	char allowed[256];
 	const char *w[] = {
 		"socket=/tmp/h.sock", "namespaces=net,mount,pid", "cgroup=on",
-		"ready_file=/tmp/ready", "ready_timeout=0", "connect_timeout=250",
+		"ready_file=/tmp/ready", "ready_timeout=0", "connect_timeout=250", "request_timeout=90000",
 		"fallback=local", "default_mount=/opt//uenv/", "repository=/capstor/./images/",
 		"allowed_mounts=/opt/uenv,/user-tools,/opt/uenv/sub", "max_images=8", NULL,
 	};
@@ -75,6 +76,7 @@ static void test_all_arguments(void **state)
 	assert_string_equal(cfg->ready_file, "/tmp/ready");
 	assert_int_equal(cfg->ready_timeout_secs, 0);
 	assert_int_equal(cfg->connect_timeout_ms, 250);
+	assert_int_equal(cfg->request_timeout_ms, 90000);
 	assert_int_equal(cfg->fallback, HPCN_SPANK_FALLBACK_LOCAL);
 	assert_string_equal(cfg->default_mount, "/opt/uenv");      /* normalised */
 	assert_string_equal(cfg->repository, "/capstor/images");
@@ -116,9 +118,9 @@ static const struct bad_case bad_cases[] = {
 	{ { "cgroup=maybe", NULL }, "plugstack.conf argument 'cgroup=maybe': expected on or off" },
 	{ { "cgroup=", NULL }, "plugstack.conf argument 'cgroup=': empty value" },
 	{ { "colour=blue", NULL },
-	  "plugstack.conf argument 'colour=blue': unknown argument 'colour' (known: socket, namespaces, cgroup, ready_file, ready_timeout, connect_timeout, fallback, default_mount, repository, allowed_mounts, max_images, job_container_base)" },
+	  "plugstack.conf argument 'colour=blue': unknown argument 'colour' (known: socket, namespaces, cgroup, ready_file, ready_timeout, connect_timeout, request_timeout, fallback, default_mount, repository, allowed_mounts, max_images, job_container_base)" },
 	{ { "=x", NULL },
-	  "plugstack.conf argument '=x': unknown argument '' (known: socket, namespaces, cgroup, ready_file, ready_timeout, connect_timeout, fallback, default_mount, repository, allowed_mounts, max_images, job_container_base)" },
+	  "plugstack.conf argument '=x': unknown argument '' (known: socket, namespaces, cgroup, ready_file, ready_timeout, connect_timeout, request_timeout, fallback, default_mount, repository, allowed_mounts, max_images, job_container_base)" },
 	{ { "cgroup=on", "cgroup=off", NULL },
 	  "plugstack.conf argument 'cgroup=off': cgroup given twice" },
 	{ { "socket=run/h.sock", NULL },
@@ -145,6 +147,8 @@ static const struct bad_case bad_cases[] = {
 	  "plugstack.conf argument 'ready_timeout=99999999999999999999999': expected a number in 0..3600" },
 	{ { "connect_timeout=0", NULL },
 	  "plugstack.conf argument 'connect_timeout=0': 0 is out of range 1..60000" },
+	{ { "request_timeout=600001", NULL },
+	  "plugstack.conf argument 'request_timeout=600001': 600001 is out of range 1..600000" },
 	{ { "max_images=0", NULL },
 	  "plugstack.conf argument 'max_images=0': 0 is out of range 1..8" },
 	{ { "max_images=9", NULL },

@@ -47,6 +47,20 @@ int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
 			    int ns_fds[HPCN_NS__COUNT],
 			    struct hpcn_error *err);
 
+/*
+ * The same on a socket already connected with hpcn_client_connect (which is
+ * left open, the caller closes it), the reply awaited for timeout_ms. Lets a
+ * caller tell "the helper cannot be reached" (the connect failed: nothing
+ * was asked) from "the request failed or timed out" (the helper may have
+ * acted on it), and bound the two waits apart.
+ */
+int hpcn_request_namespaces_on(int sock, int timeout_ms,
+			       const struct hpcn_namespace_request *req,
+			       const int *req_fds, size_t nreq_fds,
+			       struct hpcn_namespace_response *resp,
+			       int ns_fds[HPCN_NS__COUNT],
+			       struct hpcn_error *err);
+
 /* Send AllocationEnded for an allocation (or a whole group when
  * allocation_id is NULL and group is set). */
 int hpcn_end_allocation(const char *socket_path, int timeout_ms,
