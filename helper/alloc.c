@@ -321,10 +321,22 @@ void hpcn_allocs_conn_closed(struct hpcn_helper *h, struct hpcn_conn *c)
 
 /* ---- create ---- */
 
+/* Whether one of the first n mounts of a is of the image key. An image an
+ * allocation mounts at two points holds one reference (WI2 counts
+ * allocations, as the reconciliation does). */
+static bool key_among_first(const struct hpcn_alloc *a, size_t n, const char *key)
+{
+	for (size_t j = 0; j < n && j < a->n_mounts; j++)
+		if (strcmp(a->mounts[j].key, key) == 0)
+			return true;
+	return false;
+}
+
 static void release_mounts(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
 	for (size_t i = 0; i < a->n_mounts; i++)
-		hpcn_uenv_release(h, a->mounts[i].key, a->id);
+		if (!key_among_first(a, i, a->mounts[i].key))
+			hpcn_uenv_release(h, a->mounts[i].key, a->id);
 	hpcn_alloc_clear_mounts(a);
 }
 
@@ -525,6 +537,13 @@ static int check_request(struct hpcn_helper *h, struct hpcn_conn *c,
 		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
 				       "uid %u may not create allocations for uid %u",
 				       (unsigned)c->peer.uid, (unsigned)r->uid);
+	/* The gid is the base of the credentials images are opened with: an
+	 * unprivileged client names its own, not a group it is not in. */
+	if (r->has_uid && c->peer.uid != 0 && r->gid != c->peer.gid)
+		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				       "uid %u (gid %u) may not create allocations for gid %u",
+				       (unsigned)c->peer.uid, (unsigned)c->peer.gid,
+				       (unsigned)r->gid);
 	for (size_t i = 0; i < r->n_namespaces; i++) {
 		if (r->namespaces[i] == HPCN_NS_PID && !h->cfg.allow_pid)
 			return hpcn_error_set(err, HPCN_E_DENIED,
@@ -720,12 +739,18 @@ static int create_alloc(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_
 		struct hpcn_uenv_entry *e;
 		int ifd = mh->image_fd_index >= 0 ? fds[mh->image_fd_index] : -1;
 		char key[HPCN_IMAGE_KEY_MAX];
+		bool again;
 
 		if (hpcn_uenv_acquire(h, mh->image_path, ifd, a->uid, a->gid, a->id,
 				      key, sizeof(key), err) < 0)
 			goto fail;
-		if (hpcn_alloc_add_mount(a, key, mh->image_path, mh->mount_point) < 0) {
+		/* Mounted twice (by any path to it): one reference all the same. */
+		again = key_among_first(a, a->n_mounts, key);
+		if (again)
 			hpcn_uenv_release(h, key, a->id);
+		if (hpcn_alloc_add_mount(a, key, mh->image_path, mh->mount_point) < 0) {
+			if (!again)
+				hpcn_uenv_release(h, key, a->id);
 			hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
 			goto fail;
 		}

@@ -233,8 +233,11 @@ static int recv_report(int sock, struct child_report *rep, int *fd_out)
 static void reap_child(pid_t pid, bool kill_it)
 {
 	if (!kill_it) {
-		/* It has reported and is exiting now: wait for it, without the
-		 * 5 ms naps below that every image reference used to pay. */
+		/* It has reported and has nothing left to do but exit: make sure
+		 * of it (it runs as the user, who may SIGSTOP it), then wait,
+		 * without the 5 ms naps below that every image reference used to
+		 * pay. What it sent stays readable on the socket. */
+		(void)kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return;

@@ -700,6 +700,36 @@ static void test_force_unmount(void **state)
 					 "\"uid\":65534", NULL), 1);
 	assert_int_equal(hfx_mount_id(mp), id);
 
+	/* The same client asking for an allocation with a group it is not in
+	 * (images would be opened with it): Denied, nothing made. */
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		struct hpcn_namespace_request req = {
+			.allocation_id = (char *)"fu-gid", .n_namespaces = 1,
+			.namespaces = { HPCN_NS_MOUNT }, .base_mount_ns_fd_index = -1,
+			.has_uid = true, .uid = NOBODY, .gid = 0,
+		};
+		struct hpcn_namespace_response resp;
+		struct hpcn_error err;
+		int fds[HPCN_NS__COUNT], rv;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(10);
+		rv = hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &req, NULL, 0, &resp, fds,
+					     &err);
+		fprintf(stderr, "  nobody's request for gid 0 -> %s\n", rv < 0 ? err.message : "Ok");
+		_exit(rv < 0 && err.kind == HPCN_E_DENIED &&
+		      strstr(err.message, "may not create allocations for gid 0") ? 0 : 12);
+	}
+	wst = hfx_wait_child(kid, 2 * HFX_TIMEOUT_MS);
+	assert_true(wst != -1 && WIFEXITED(wst));
+	assert_int_equal(WEXITSTATUS(wst), 0);
+	st = status(c);
+	assert_null(hfx_status_alloc(st, "fu-gid"));
+	json_decref(st);
+
 	/* Status unchanged by both refusals. */
 	free(host_mount_point(c, &refs));
 	assert_int_equal(refs, 1);

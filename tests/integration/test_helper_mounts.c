@@ -411,11 +411,98 @@ static void test_sigterm_keeps_mount(void **state)
 	free(mp);
 }
 
+/*
+ * One image at two mount points of one allocation, by its path and by a
+ * hard link to it: both points show it, and it holds one reference (WI2
+ * counts allocations; the reconciliation counts them so), released once.
+ */
+static void test_one_image_twice_one_reference(void **state)
+{
+	struct ctx *c = *state;
+	char hard[PATH_MAX];
+
+	snprintf(hard, sizeof(hard), "%s/hard.sqfs", c->sq.dir);
+	assert_int_equal(linkat(AT_FDCWD, c->image, AT_FDCWD, hard, 0), 0);
+	for (int k = 0; k < 2; k++) {
+		struct hpcn_namespace_request req = {
+			.allocation_id = (char *)"twice", .n_namespaces = 1,
+			.namespaces = { HPCN_NS_MOUNT }, .base_mount_ns_fd_index = -1,
+			.n_mounts = 2,
+		};
+		struct hpcn_namespace_response resp;
+		struct hpcn_error err;
+		int fds[HPCN_NS__COUNT], refs, rd;
+		bool held;
+		pid_t reader;
+		char *mp;
+		json_t *st;
+
+		req.mounts[0].image_path = c->image;
+		req.mounts[0].mount_point = (char *)"/user-environment";
+		req.mounts[0].image_fd_index = -1;
+		req.mounts[1].image_path = k ? hard : c->image;
+		req.mounts[1].mount_point = (char *)"/user-tools";
+		req.mounts[1].image_fd_index = -1;
+		if (hpcn_request_namespaces(c->fx.sock, HFX_TIMEOUT_MS, &req, NULL, 0, &resp, fds,
+					    &err) < 0)
+			fail_msg("the same image twice%s: %s", k ? " (hard link)" : "",
+				 err.message);
+		assert_int_equal(resp.n_mounts, 2);
+		mp = mount_point_of(c, &refs, &held);
+		assert_non_null(mp);
+		assert_int_equal(refs, 1);
+		assert_false(held);
+		free(mp);
+		assert_int_equal(hfx_count_loops_of(c->image), 1);
+		/* The reconciliation agrees (it would correct a count of 2). */
+		st = hfx_status(&c->fx);
+		assert_non_null(st);
+		json_decref(st);
+		{
+			struct hpcn_msg rq, rp;
+			int sock = hfx_connect(&c->fx);
+
+			assert_true(sock >= 0);
+			hpcn_msg_init(&rq, HPCN_TAG_RECONCILE);
+			rq.seq = 3;
+			assert_int_equal(hfx_call(sock, &rq, NULL, 0, &rp, NULL, NULL, &err), 0);
+			hpcn_msg_free(&rq);
+			hpcn_msg_free(&rp);
+			close(sock);
+		}
+		free(mount_point_of(c, &refs, &held));
+		assert_int_equal(refs, 1);
+		/* Both points show the image. */
+		for (int p = 0; p < 2; p++) {
+			reader = hfx_start_reader(&c->fx, fds[0],
+						  p ? "/user-tools/bin/hello" :
+						      "/user-environment/bin/hello", "HELLO-A", &rd);
+			assert_true(reader > 0);
+			hfx_sleep_ms(100);
+			if (hfx_reader_drain(rd) <= 0)
+				fail_msg("the image is not seen at its %s mount point",
+					 p ? "second" : "first");
+			kill(reader, SIGKILL);
+			waitpid(reader, NULL, 0);
+			close(rd);
+		}
+		hpcn_close_fds(fds, HPCN_NS__COUNT);
+		hpcn_namespace_response_free(&resp);
+		must_end(c, "twice");
+		free(mount_point_of(c, &refs, &held));
+		assert_int_equal(refs, 0);
+		assert_true(held);
+	}
+	unlink(hard);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_handoff_mount_pid_net, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_image_and_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_image_twice_one_reference, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_reacquire_within_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repeated_request_same_namespaces, setup,
 						teardown),
