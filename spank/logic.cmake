@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # The plugin's pure logic (no Slurm header): --uenv, --view and env.json,
-# plugstack.conf arguments. A static PIC library, linked into the plugin and
+# plugstack.conf arguments, the job's share of the node. A static PIC library, linked into the plugin and
 # into the unit tests (which include this file themselves when the plugin is
 # not built, e.g. without slurm/spank.h).
 if(NOT TARGET hpcn_spank_logic)
   add_library(hpcn_spank_logic STATIC
+    ${CMAKE_CURRENT_LIST_DIR}/joblimits.c
     ${CMAKE_CURRENT_LIST_DIR}/plugargs.c
     ${CMAKE_CURRENT_LIST_DIR}/uenv_spec.c
     ${CMAKE_CURRENT_LIST_DIR}/view.c)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "joblimits.h"
 #include "view.h"
 
 static void defer_error(const struct hpcn_error *err)
@@ -51,22 +52,29 @@ static void step_names(uint32_t job, uint32_t step)
 			 job, step);
 }
 
-/* The job's allocation on this node, as cgroup limits. */
+/* The job's allocation on this node, as cgroup limits of the job's slice
+ * (not the step's: S_JOB_NCPUS is the step's CPUs here, see joblimits.h). */
 static void job_limits(spank_t sp, struct hpcn_namespace_request *req)
 {
+	char list[256];
 	uint64_t mem_mb = 0;
-	uint16_t ncpus = 0;
+	uint32_t nodeid = 0, ncpus = 0;
 
 	memset(&req->limits, 0, sizeof(req->limits));
 	if (spank_get_item(sp, S_JOB_ALLOC_MEM, &mem_mb) == ESPANK_SUCCESS && mem_mb > 0) {
 		req->limits.memory_max.set = true;
 		req->limits.memory_max.value = mem_mb * 1024 * 1024;
 	}
-	if (spank_get_item(sp, S_JOB_NCPUS, &ncpus) == ESPANK_SUCCESS && ncpus > 0) {
+	if (spank_get_item(sp, S_JOB_NODEID, &nodeid) == ESPANK_SUCCESS &&
+	    spank_getenv(sp, "SLURM_JOB_CPUS_PER_NODE", list, sizeof(list)) == ESPANK_SUCCESS &&
+	    hpcn_job_cpus_on_node(list, nodeid, &ncpus) == 0 && ncpus > 0) {
 		req->limits.cpu_max_quota_usec.set = true;
 		req->limits.cpu_max_quota_usec.value = (uint64_t)ncpus * 100000;
 		req->limits.cpu_max_period_usec.set = true;
 		req->limits.cpu_max_period_usec.value = 100000;
+	} else {
+		log_verbose("%s: the job's CPUs on this node are unknown (SLURM_JOB_CPUS_PER_NODE): "
+			    "no CPU limit on its slice", hpcn_ctx.allocation_id);
 	}
 	req->has_limits = req->limits.memory_max.set || req->limits.cpu_max_quota_usec.set;
 }
@@ -313,22 +321,25 @@ static int inherit_batch_env(spank_t sp)
 	return 0;
 }
 
-static bool is_rank0(spank_t sp)
+/* The node's first task: what is decided per node (the helper's answer, a
+ * fallback) is told by it. Rank 0 alone would hide another node's error
+ * behind Slurm's bare "task_init_privileged failed". */
+static bool is_first_local_task(spank_t sp)
 {
-	uint32_t rank = 1;
+	uint32_t id = 1;
 
-	return spank_get_item(sp, S_TASK_GLOBAL_ID, &rank) == ESPANK_SUCCESS && rank == 0;
+	return spank_get_item(sp, S_TASK_ID, &id) == ESPANK_SUCCESS && id == 0;
 }
 
 /*
- * An error every task of the step meets alike (the helper's refusal, an
- * unknown view): the user's terminal gets it once, from rank 0, not once per
- * task (128 identical lines); every task still fails, and the others' copies
- * go to slurmd's log.
+ * An error every task of a node meets alike (the helper's refusal, an
+ * unknown view): the user's terminal gets it once per node (Slurm prefixes
+ * the node's name), not once per task (128 identical lines); every task
+ * still fails, and the others' copies go to slurmd's log.
  */
 static int step_error(spank_t sp, const char *msg)
 {
-	if (is_rank0(sp))
+	if (is_first_local_task(sp))
 		slurm_error(PLUGIN_NAME ": %s", msg);
 	else
 		log_verbose("%s", msg);
@@ -361,8 +372,8 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 		}
 	}
 	if (hpcn_ctx.fallback_reason[0]) {
-		/* The user is told too, once per step (rank 0's stderr). */
-		if (is_rank0(sp))
+		/* The user is told too, once per node. */
+		if (is_first_local_task(sp))
 			slurm_error(PLUGIN_NAME ": warning: %s; fallback=local: the images are "
 				    "mounted in a private namespace of this step (reduced isolation)",
 				    hpcn_ctx.fallback_reason);

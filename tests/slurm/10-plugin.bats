@@ -244,7 +244,7 @@ HPCN_DEMO=1" ]
 	echo "$stderr"
 	[ "$status" -ne 0 ]
 	[[ $stderr == *"hpc-node: --view: view 'nosuch' not found (available: app:default, app:tools)"* ]]
-	# Once, from rank 0, not once per task.
+	# Once per node (one node here), not once per task.
 	[ "$(grep -c "view 'nosuch' not found" <<<"$stderr")" -eq 1 ]
 	wait_for -t 10 eval '[ "$(helper_status_json | jq ".allocations | length")" -eq 0 ]'
 	wait_for -t 10 plugin_no_mounts

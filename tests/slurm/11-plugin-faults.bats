@@ -138,7 +138,7 @@ $(uenv_hello_marker app 1)
 $(uenv_hello_marker tools t)
 $(uenv_hello_marker tools t)" ]
 	grep -q "fallback=local: mounting the images in a private namespace" "$HPCN_LOGS/slurmd.log"
-	# The user is told once (rank 0), naming the cause.
+	# The user is told once per node (one here), naming the cause.
 	[ "$(grep -c 'hpc-node: warning: handoff socket unavailable: .*: No such file or directory; fallback=local: the images are mounted in a private namespace of this step (reduced isolation)$' <<<"$stderr")" -eq 1 ]
 	# The namespace went with the step: no loop device, no mount on the host.
 	wait_for -t 5 plugin_no_loop_devices
