@@ -110,6 +110,7 @@ struct hpcn_uenv_entry {
 	unsigned refcount;               /* == live allocations using it (WI2) */
 	sd_event_source *hold;           /* armed while refcount == 0 (WI3) */
 	uint64_t hold_deadline_ms;       /* CLOCK_MONOTONIC ms, while held */
+	uint64_t evict_stamp;            /* evict_held: tried in this pass */
 	struct hpcn_helper *h;
 	struct hpcn_uenv_entry *next;
 };

@@ -120,33 +120,45 @@ static unsigned mounted_count(const struct hpcn_helper *h)
 /*
  * Out of loop devices (our max_loop_devices, or the kernel's): images in
  * their hold time are a cache, not a use. Unmount the one whose hold ends
- * first so that an image a job needs now can be mounted. Returns 0 when one
- * was freed, -1 when every mounted image is in use.
+ * first so that an image a job needs now can be mounted; one that cannot be
+ * unmounted (busy) is skipped for the next. Returns 0 when one was freed,
+ * -1 when none could be: *busy then names the last that would not go ("" if
+ * every mounted image is in use).
  */
-static int evict_held(struct hpcn_helper *h, const char *for_image)
+static int evict_held(struct hpcn_helper *h, const char *for_image, char *busy, size_t cap)
 {
-	struct hpcn_uenv_entry *victim = NULL;
+	static uint64_t stamp;
 	struct hpcn_error err;
 
-	for (struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next)
-		if (e->refcount == 0 &&
-		    (!victim || e->hold_deadline_ms < victim->hold_deadline_ms))
-			victim = e;
-	if (!victim)
-		return -1;
-	hold_cancel(victim);
-	if (hpcn_uenv_unmount_image(victim->mount_point, &err) < 0 && err.sys_errno != EINVAL) {
-		hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_FAILURE, NULL, NULL,
-			   "%s (%s) unused but cannot be unmounted to make room for %s: %s",
-			   victim->mount_point, victim->image_path, for_image, err.message);
-		hold_start(h, victim);
-		return -1;
+	stamp++;
+	busy[0] = '\0';
+	for (;;) {
+		struct hpcn_uenv_entry *victim = NULL;
+
+		for (struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next)
+			if (e->refcount == 0 && e->evict_stamp != stamp &&
+			    (!victim || e->hold_deadline_ms < victim->hold_deadline_ms))
+				victim = e;
+		if (!victim)
+			return -1;
+		victim->evict_stamp = stamp;
+		hold_cancel(victim);
+		if (hpcn_uenv_unmount_image(victim->mount_point, &err) < 0 &&
+		    err.sys_errno != EINVAL) {
+			hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_FAILURE, NULL, NULL,
+				   "%s (%s) unused but cannot be unmounted to make room for %s: %s",
+				   victim->mount_point, victim->image_path, for_image, err.message);
+			snprintf(busy, cap, "%s", victim->image_path[0] ? victim->image_path :
+				 victim->mount_point);
+			hold_start(h, victim);
+			continue;
+		}
+		hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_SUCCESS, NULL, NULL,
+			   "unmounted %s (%s) before its hold time ended: its loop device is "
+			   "needed for %s", victim->mount_point, victim->image_path, for_image);
+		entry_free(h, victim);
+		return 0;
 	}
-	hpcn_audit(HPCN_AUDIT_MOUNT_RELEASE, HPCN_AUDIT_SUCCESS, NULL, NULL,
-		   "unmounted %s (%s) before its hold time ended: its loop device is needed "
-		   "for %s", victim->mount_point, victim->image_path, for_image);
-	entry_free(h, victim);
-	return 0;
 }
 
 /* Mount a new image within max_loop_devices, evicting held images first. */
@@ -155,12 +167,20 @@ static int mount_new(struct hpcn_helper *h, int fd, const char *image_path,
 		     struct hpcn_error *err)
 {
 	unsigned cap = h->cfg.max_loop_devices;
+	char busy[PATH_MAX];
 
 	while (cap && mounted_count(h) >= cap) {
-		if (evict_held(h, image_path) < 0) {
-			hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, image_path,
-					"no free loop device: all %u that max_loop_devices allows "
-					"back images in use", cap);
+		if (evict_held(h, image_path, busy, sizeof(busy)) < 0) {
+			if (busy[0])
+				hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, image_path,
+						"no free loop device: all %u that "
+						"max_loop_devices allows are taken, and %s, "
+						"unused, is busy and cannot be unmounted", cap,
+						busy);
+			else
+				hpcn_error_setf(err, HPCN_E_MOUNT_FAILED, image_path,
+						"no free loop device: all %u that "
+						"max_loop_devices allows back images in use", cap);
 			err->sys_errno = ENOSPC;
 			return -1;
 		}
@@ -172,7 +192,8 @@ static int mount_new(struct hpcn_helper *h, int fd, const char *image_path,
 	 * most (a device freed by an eviction may still be held a moment by a
 	 * namespace that is going away; the cache is not emptied for it). */
 	for (int tries = 0; tries < 2 && err->kind == HPCN_E_MOUNT_FAILED &&
-	     err->sys_errno == ENOSPC && evict_held(h, image_path) == 0; tries++)
+	     err->sys_errno == ENOSPC && evict_held(h, image_path, busy, sizeof(busy)) == 0;
+	     tries++)
 		if (hpcn_uenv_mount_image(h->cfg.uenv_mount_base, fd, image_path, id, mp,
 					  mpcap, err) == 0)
 			return 0;

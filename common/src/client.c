@@ -367,6 +367,20 @@ int hpcn_request_namespaces_on(int sock, int timeout_ms,
 	}
 	if (check_ns_fds(&reply.u.ns_response, rfds, err) < 0)
 		goto out;
+	/* Every namespace asked for, or the job would run without it unawares. */
+	for (size_t i = 0; i < req->n_namespaces; i++) {
+		bool got = false;
+
+		for (size_t k = 0; k < reply.u.ns_response.n_fd_types; k++)
+			got |= reply.u.ns_response.fd_types[k] == req->namespaces[i];
+		if (!got) {
+			hpcn_error_setf(err, HPCN_E_NS_FD_PASSING, NULL,
+					"NamespaceResponse for allocation %s lacks the %s "
+					"namespace that was asked for", req->allocation_id,
+					hpcn_ns_type_name(req->namespaces[i]));
+			goto out;
+		}
+	}
 
 	for (size_t i = 0; i < nr; i++) {
 		ns_fds[i] = rfds[i];

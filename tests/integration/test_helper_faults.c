@@ -496,6 +496,36 @@ static void test_loop_devices_exhausted(void **state)
 			fail_msg("AllocationEnded %s: %s", *id, err.message);
 	assert_int_equal(refcount_of(fx, img3), 0);
 	assert_int_equal(refcount_of(fx, c->image), 0);
+
+	/* A held image that cannot be unmounted (a file open in it, here ours)
+	 * is passed over for the next: img3's hold ends first, it is busy, the
+	 * first image makes room instead. */
+	{
+		json_t *st = hfx_status(fx), *m = hfx_status_mount_of(st, img3);
+		char f[PATH_MAX * 2];
+		int busy;
+
+		assert_non_null(m);
+		snprintf(f, sizeof(f), "%s/bin/hello",
+			 json_string_value(json_object_get(m, "mount_point")));
+		json_decref(st);
+		busy = open(f, O_RDONLY | O_CLOEXEC);
+		assert_true(busy >= 0);
+		if (request_image(c, "lx-5", img2, &err) < 0)
+			fail_msg("second image with one held image busy, one not: %s",
+				 err.message);
+		if (!hfx_wait_for(no_loops_of, fx, c->image, HFX_TIMEOUT_MS))
+			fail_msg("the held image that was not busy was not evicted");
+		assert_int_equal(hfx_count_loops_of(img3), 1);
+		/* Now the only held image is the busy one: refused, naming it. */
+		assert_int_equal(request_image(c, "lx-6", c->image, &err), -1);
+		if (!strstr(err.message, img3) || !strstr(err.message, "busy"))
+			fail_msg("the refusal does not name the busy image: %s", err.message);
+		assert_no_trace_of(c, "lx-6");
+		close(busy);
+		if (hfx_end(fx, "lx-5", &err) < 0)
+			fail_msg("AllocationEnded lx-5: %s", err.message);
+	}
 }
 
 static bool alloc_zombie(struct hfx *fx, const void *id)

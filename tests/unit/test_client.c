@@ -50,6 +50,7 @@ enum scenario {
 	SRV_NS_WRONG_COUNT, /* 3 fd_types, 2 FDs */
 	SRV_NS_WRONG_ID,    /* allocation_id of someone else */
 	SRV_NS_WRONG_TYPES, /* fd_types Pid,Net,Mount; FDs net,pid,mnt */
+	SRV_NS_MISSING,     /* all but the last requested type, FDs to match */
 	SRV_NS_STALE_FIRST, /* a reply with another seq (and FDs) first */
 	SRV_HANGUP,         /* reads the request, closes */
 	SRV_SILENT,         /* reads the request, never answers */
@@ -226,6 +227,10 @@ static void serve(int lfd, enum scenario sc)
 	}
 	if (sc == SRV_NS_WRONG_COUNT)
 		close(out[--nout]);
+	if (sc == SRV_NS_MISSING) {
+		close(out[--nout]);
+		rep.u.ns_response.n_fd_types--;
+	}
 send:
 	if (hpcn_send_msg(c, &rep, out, nout, &e) < 0)
 		_exit(17);
@@ -377,6 +382,15 @@ static void test_ns_wrong_types(void **state)
 {
 	ns_fails(*state, SRV_NS_WRONG_TYPES, HPCN_E_NS_FD_PASSING,
 		 "descriptor 0 of allocation alloc-42 is a namespace of type");
+}
+
+/* A reply short of a namespace that was asked for (here Mount, the last):
+ * the job would run without it unawares. */
+static void test_ns_missing_type(void **state)
+{
+	ns_fails(*state, SRV_NS_MISSING, HPCN_E_NS_FD_PASSING,
+		 "NamespaceResponse for allocation alloc-42 lacks the Mount namespace that was "
+		 "asked for");
 }
 
 static void test_ns_wrong_tag(void **state)
@@ -654,6 +668,7 @@ int main(void)
 		T(test_ns_wrong_count),
 		T(test_ns_wrong_id),
 		T(test_ns_wrong_types),
+		T(test_ns_missing_type),
 		T(test_ns_wrong_tag),
 		T(test_ns_hangup),
 		T(test_ns_stale_reply_skipped),
