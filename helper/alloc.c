@@ -335,7 +335,8 @@ static bool key_among_first(const struct hpcn_alloc *a, size_t n, const char *ke
 static void release_mounts(struct hpcn_helper *h, struct hpcn_alloc *a)
 {
 	for (size_t i = 0; i < a->n_mounts; i++)
-		if (!key_among_first(a, i, a->mounts[i].key))
+		/* An empty key: the image was force-unmounted, no reference. */
+		if (a->mounts[i].key[0] && !key_among_first(a, i, a->mounts[i].key))
 			hpcn_uenv_release(h, a->mounts[i].key, a->id);
 	hpcn_alloc_clear_mounts(a);
 }

@@ -552,6 +552,24 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	return sd_event_exit(h->event, 0);
 }
 
+/*
+ * The kernel's mount table names mounts by their real path: with a mount
+ * base reached through a symlink (/var/run -> /run), the mounts below it
+ * were never found there, and each reconciliation "forgot" every image.
+ * Use the base's real path (it exists: hpcn_helper_init makes it). Returns
+ * true when it differs from the configured one.
+ */
+static bool canonical_mount_base(struct hpcn_config *c)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(c->uenv_mount_base, real) || strcmp(real, c->uenv_mount_base) == 0 ||
+	    strlen(real) >= sizeof(c->uenv_mount_base))
+		return false;
+	memcpy(c->uenv_mount_base, real, strlen(real) + 1);
+	return true;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct hpcn_helper *h = userdata;
@@ -565,6 +583,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		hpcn_log_error("reload: %s; keeping the running configuration", err.message);
 		goto out;
 	}
+	canonical_mount_base(&next); /* as at the start, or it would look changed */
 	if (hpcn_config_reload_merge(&h->cfg, &next, &changed, &refused) < 0) {
 		hpcn_config_free(&next);
 		goto out;
@@ -654,6 +673,17 @@ int hpcn_helper_init(struct hpcn_helper *h, const struct hpcn_config *cfg,
 					    "cannot create state directory %s", h->cfg.state_dir);
 	if (hpcn_registry_open(&h->reg, h->cfg.state_dir, err) < 0 || open_cgroup(h, err) < 0)
 		return -1;
+	if (hpcn_mkdir_p(h->cfg.uenv_mount_base, 0755) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_BOOT_FAILED, errno, NULL,
+					    "cannot create mount base %s", h->cfg.uenv_mount_base);
+	{
+		char configured[PATH_MAX];
+
+		snprintf(configured, sizeof(configured), "%s", h->cfg.uenv_mount_base);
+		if (canonical_mount_base(&h->cfg))
+			hpcn_log_notice("[uenv] mount_base %s is %s (a symlink on the way): "
+					"using the latter", configured, h->cfg.uenv_mount_base);
+	}
 
 	if (sd_event_default(&h->event) < 0)
 		return hpcn_error_set(err, HPCN_E_BOOT_FAILED, "sd_event_default failed", NULL);

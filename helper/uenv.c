@@ -17,6 +17,7 @@
 #include "image.h"
 #include "log.h"
 #include "mountinfo.h"
+#include "ns.h"
 #include "squashfs.h"
 
 struct hpcn_uenv_entry *hpcn_uenv_find(struct hpcn_helper *h, const char *key)
@@ -301,6 +302,39 @@ int hpcn_uenv_force_unmount(struct hpcn_helper *h, const char *image_or_key,
 	hpcn_audit(HPCN_AUDIT_MOUNT_FORCE_UNMOUNT, HPCN_AUDIT_SUCCESS, who, NULL,
 		   "%s (%s) detached with refcount %u (emergency)", e->mount_point,
 		   e->image_path, e->refcount);
+	/* The jobs lose it too (what an emergency is for: their binds would
+	 * keep a faulty image, and its loop device, until they end). Their
+	 * allocations hold no reference any more: forget the key in their
+	 * mounts, or their end would release (and the reconciliation count) a
+	 * reference of the image's next mount. */
+	for (size_t i = 0; i < h->reg.n; i++) {
+		struct hpcn_alloc *a = h->reg.v[i];
+		bool changed = false;
+
+		for (size_t m = 0; m < a->n_mounts; m++) {
+			struct hpcn_error e2;
+			int ns;
+
+			if (strcmp(a->mounts[m].key, e->key) != 0)
+				continue;
+			a->mounts[m].key[0] = '\0';
+			changed = true;
+			ns = hpcn_ns_open(h->ns_dir, a->id, HPCN_NS_MOUNT, &e2);
+			if (ns < 0 || hpcn_ns_detach_mount(ns, a->mounts[m].mount_point, &e2) < 0)
+				hpcn_audit(HPCN_AUDIT_MOUNT_FORCE_UNMOUNT, HPCN_AUDIT_FAILURE, who,
+					   a->id, "%s at %s in the allocation's namespace: %s",
+					   e->image_path, a->mounts[m].mount_point, e2.message);
+			else
+				hpcn_audit(HPCN_AUDIT_MOUNT_FORCE_UNMOUNT, HPCN_AUDIT_SUCCESS, who,
+					   a->id, "%s detached from %s in the allocation's "
+					   "namespace (emergency)", e->image_path,
+					   a->mounts[m].mount_point);
+			if (ns >= 0)
+				close(ns);
+		}
+		if (changed)
+			hpcn_registry_save(&h->reg, a, NULL);
+	}
 	entry_free(h, e);
 	return 0;
 }

@@ -333,11 +333,17 @@ static int resolve_item(struct hpcn_uenv_item *it, const struct hpcn_plugargs *c
 	if (!S_ISREG(st.st_mode))
 		return hpcn_spank_errorf(err, E_INVALID, "--uenv: image '%s': %s is not a regular file",
 					 it->name, real);
-	/* The helper opens the image as the user: tell the user now if it cannot. */
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return image_errno(err, it, cfg, real, errno);
-	close(fd);
+	/* The helper opens the image as the user: tell the user now if it cannot
+	 * (srun runs as the user). As root (slurmstepd, on the node) an open
+	 * proves nothing about the user and would open, as root, whatever a
+	 * path the user controls leads to by then (a device, after a swapped
+	 * directory): the helper's open as the user is the check there. */
+	if (geteuid() != 0) {
+		fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0)
+			return image_errno(err, it, cfg, real, errno);
+		close(fd);
+	}
 	/* The canonical string could not carry these. */
 	if (strpbrk(real, ",:"))
 		return hpcn_spank_errorf(err, E_INVALID,

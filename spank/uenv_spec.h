@@ -88,7 +88,9 @@ int hpcn_uenv_spec_parse(const char *arg, const struct hpcn_plugargs *cfg,
  * Resolve every image with realpath(3) and stat(2) as the calling process:
  * repository names become DIR/NAME/VERSION/TAG.squashfs, absolute paths lose
  * their symlinks (the helper opens images with O_NOFOLLOW), and each must be
- * a regular file. Meant for srun, as the user. Returns 0 or -1 with err, e.g.
+ * a regular file, which a non-root caller must be able to open (srun, as the
+ * user: the error comes before the job; as root, on the node, nothing is
+ * opened, the helper opens it as the user). Returns 0 or -1 with err, e.g.
  *   --uenv: image 'prgenv/24.7' not found in repository /repo (looked for
  *   /repo/prgenv/24.7/latest.squashfs)
  * Items already resolved are checked again (a spec parsed from the canonical

@@ -644,14 +644,20 @@ static void test_reconcile_ns_mount_gone(void **state)
 
 /* ---- 3. force-unmount ---- */
 
+static bool no_loops_of_image(struct hfx *fx, const void *image)
+{
+	(void)fx;
+	return hfx_count_loops_of(image) == 0;
+}
+
 static void test_force_unmount(void **state)
 {
 	struct ctx *c = *state;
 	struct run r;
 	char *mp;
 	json_t *st;
-	int id, refs = -1;
-	pid_t kid;
+	int id, refs = -1, pin_fd, rd;
+	pid_t kid, reader;
 	int wst;
 
 	c->fx.reconcile_interval = NO_PERIODIC_RECONCILE;
@@ -734,24 +740,73 @@ static void test_force_unmount(void **state)
 	free(host_mount_point(c, &refs));
 	assert_int_equal(refs, 1);
 
-	/* --emergency: gone now, no hold time. */
+	/* A process of fu-1's job reads the image meanwhile. */
+	{
+		char pin[PATH_MAX + 32];
+
+		snprintf(pin, sizeof(pin), "%s/ns/fu-1/mnt", c->fx.state);
+		pin_fd = open(pin, O_RDONLY | O_CLOEXEC);
+		assert_true(pin_fd >= 0);
+		reader = hfx_start_reader(&c->fx, pin_fd, "/user-environment/bin/hello", "HELLO",
+					  &rd);
+		assert_true(reader > 0);
+		hfx_sleep_ms(100);
+		assert_true(hfx_reader_drain(rd) > 0);
+	}
+
+	/* --emergency: gone now, no hold time, from the node and from the
+	 * jobs (their reads fail), its loop device freed. */
 	nodectl(c, &r, "force-unmount", "--emergency", c->image);
 	assert_int_equal(r.rc, 0);
 	assert_true(has_line(r.out, "force-unmounted", ""));
 	assert_int_equal(hfx_mount_id(mp), -1);
+	{
+		int got = 0;
+
+		for (int t = 0; t < 50 && got >= 0; t++) {
+			hfx_sleep_ms(20);
+			got = hfx_reader_drain(rd);
+		}
+		if (got >= 0)
+			fail_msg("fu-1's job still reads the image after the emergency unmount");
+		close(rd);
+		close(pin_fd);
+	}
+	if (!hfx_wait_for(no_loops_of_image, &c->fx, c->image, HFX_TIMEOUT_MS))
+		fail_msg("the image's loop device stayed after the emergency unmount");
 	assert_int_equal(hfx_count_mounts_under(c->fx.mount_base), 0);
 	st = status(c);
 	assert_null(hfx_status_mount_of(st, c->image));
 	assert_int_equal(json_array_size(json_object_get(st, "mounts")), 0);
 	json_decref(st);
+	/* One record for the node's mount, one for fu-1's namespace. */
 	assert_int_equal(hfx_audit_count(&c->fx, "\"mount.force_unmount\"", "\"Success\"",
-					 "emergency", NULL), 1);
+					 "emergency", NULL), 2);
+	assert_int_equal(hfx_audit_count(&c->fx, "\"mount.force_unmount\"", "\"Success\"",
+					 "fu-1", "in the allocation's namespace", NULL), 1);
 
 	/* Again: nothing to unmount any more, an error that says so. */
 	nodectl(c, &r, "force-unmount", "--emergency", c->image);
 	assert_int_equal(r.rc, 1);
 	assert_true(strstr(r.err, c->image) != NULL);
 	free(mp);
+
+	/* fu-1 lost its reference with the emergency: the image's next mount
+	 * counts only its own users, also when fu-1 ends and after a
+	 * reconciliation (it used to release, and count, the new mount's). */
+	request_closed(c, "fu-2", NULL);
+	free(host_mount_point(c, &refs));
+	assert_int_equal(refs, 1);
+	nodectl(c, &r, "end", "fu-1");
+	assert_int_equal(r.rc, 0);
+	free(host_mount_point(c, &refs));
+	assert_int_equal(refs, 1);
+	nodectl(c, &r, "reconcile");
+	assert_int_equal(r.rc, 0);
+	free(host_mount_point(c, &refs));
+	assert_int_equal(refs, 1);
+	nodectl(c, &r, "end", "fu-2");
+	assert_int_equal(r.rc, 0);
 	stop_clean(c);
 }
 

@@ -496,6 +496,69 @@ static void test_one_image_twice_one_reference(void **state)
 	unlink(hard);
 }
 
+/*
+ * A mount base reached through a symlink (as /var/run -> /run): the helper
+ * uses its real path, so the kernel's mount table (which names real paths)
+ * shows its mounts, and a reconciliation keeps them rather than forgetting
+ * every image (and then failing to mount it again: "already mounted").
+ */
+static void test_mount_base_through_symlink(void **state)
+{
+	struct ctx *c = *state;
+	const enum hpcn_ns_type mnt[1] = { HPCN_NS_MOUNT };
+	struct hpcn_namespace_response r1, r2;
+	struct hpcn_error err;
+	int f1[HPCN_NS__COUNT], f2[HPCN_NS__COUNT], refs;
+	char real[256], link[128];
+	bool held;
+	char *mp;
+
+	assert_int_equal(hfx_stop(&c->fx, SIGTERM, HFX_TIMEOUT_MS), 0);
+	snprintf(real, sizeof(real), "%s/real-uenv", c->fx.dir);
+	snprintf(link, sizeof(link), "%s/lnk", c->fx.dir);
+	assert_int_equal(mkdir(real, 0755), 0);
+	assert_int_equal(symlink(c->fx.dir, link), 0);
+	snprintf(c->fx.mount_base, sizeof(c->fx.mount_base), "%s/real-uenv", link);
+	assert_int_equal(hfx_start(&c->fx), 0);
+
+	must_request(c, "via-link", mnt, 1, c->image, &r1, f1);
+	mp = mount_point_of(c, &refs, &held);
+	assert_non_null(mp);
+	assert_true(strncmp(mp, real, strlen(real)) == 0);
+	free(mp);
+	/* The reconciliation finds the mount where the kernel says it is. */
+	{
+		struct hpcn_msg rq, rp;
+		int sock = hfx_connect(&c->fx);
+
+		assert_true(sock >= 0);
+		hpcn_msg_init(&rq, HPCN_TAG_RECONCILE);
+		rq.seq = 4;
+		assert_int_equal(hfx_call(sock, &rq, NULL, 0, &rp, NULL, NULL, &err), 0);
+		hpcn_msg_free(&rq);
+		hpcn_msg_free(&rp);
+		close(sock);
+	}
+	mp = mount_point_of(c, &refs, &held);
+	if (!mp)
+		fail_msg("the reconciliation forgot the image mounted under the symlinked base");
+	assert_int_equal(refs, 1);
+	free(mp);
+	/* And a second user of the image shares that mount. */
+	must_request(c, "via-link-2", mnt, 1, c->image, &r2, f2);
+	free(mount_point_of(c, &refs, &held));
+	assert_int_equal(refs, 2);
+	assert_int_equal(hfx_count_loops_of(c->image), 1);
+	hpcn_close_fds(f1, HPCN_NS__COUNT);
+	hpcn_close_fds(f2, HPCN_NS__COUNT);
+	hpcn_namespace_response_free(&r1);
+	hpcn_namespace_response_free(&r2);
+	must_end(c, "via-link");
+	must_end(c, "via-link-2");
+	wait_image_gone(c);
+	unlink(link);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +566,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_image_and_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_image_twice_one_reference, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_mount_base_through_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reacquire_within_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repeated_request_same_namespaces, setup,
 						teardown),
