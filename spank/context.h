@@ -19,6 +19,7 @@
 
 #include "plugargs.h"
 #include "uenv_spec.h"
+#include "view.h"
 
 #define PLUGIN_NAME "hpc-node"
 
@@ -39,7 +40,7 @@ struct hpcn_spank_ctx {
 	/* What this step uses. */
 	bool active;                         /* there is something to set up */
 	struct hpcn_uenv_spec spec;
-	char view_arg[4096];
+	char view_arg[HPCN_VIEW_ARG_MAX];
 	/* The batch step took them from SBATCH_UENV*: its steps inherit them
 	 * as SLURM_UENV* (an sbatch --uenv option reaches them on its own). */
 	bool batch_env_fallback;

@@ -56,10 +56,21 @@ int hpcn_options_register(spank_t sp)
 static const char *env_value(spank_t sp, bool remote, const char *name, char *buf, size_t cap)
 {
 	if (!remote)
-		return getenv(name);
+		return getenv(name); /* the parsers check lengths */
 	if (spank_getenv(sp, name, buf, (int)cap) == ESPANK_SUCCESS && buf[0])
 		return buf;
 	return NULL;
+}
+
+/* On the node, a value too long for our buffer is an error, not "unset"
+ * (which would run the step without its images or views, silently). */
+static int env_fits(spank_t sp, bool remote, const char *name, char *buf, size_t cap,
+		    struct hpcn_error *err)
+{
+	if (remote && spank_getenv(sp, name, buf, (int)cap) == ESPANK_NOSPACE)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "%s is longer than %zu bytes", name, cap - 1);
+	return 0;
 }
 
 /*
@@ -98,7 +109,7 @@ static const char *resolved_for(spank_t sp, const char *requested)
 
 int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 {
-	static char ubuf[HPCN_UENV_ARG_MAX], vbuf[4096];
+	static char ubuf[HPCN_UENV_ARG_MAX], vbuf[HPCN_VIEW_ARG_MAX];
 	const char *resolved = NULL;
 	const char *uenv = hpcn_ctx.opt_uenv, *view = hpcn_ctx.opt_view;
 	const char *uvar = "SLURM_UENV", *vvar = "SLURM_UENV_VIEW";
@@ -116,11 +127,16 @@ int hpcn_options_collect(spank_t sp, bool remote, struct hpcn_error *err)
 	}
 	hpcn_ctx.batch_env_fallback = false;
 	if (!uenv) {
+		if (env_fits(sp, remote, uvar, ubuf, sizeof(ubuf), err) < 0)
+			return -1;
 		uenv = env_value(sp, remote, uvar, ubuf, sizeof(ubuf));
 		hpcn_ctx.batch_env_fallback = batch && uenv && uenv[0];
 	}
-	if (!view)
+	if (!view) {
+		if (env_fits(sp, remote, vvar, vbuf, sizeof(vbuf), err) < 0)
+			return -1;
 		view = env_value(sp, remote, vvar, vbuf, sizeof(vbuf));
+	}
 	memset(&hpcn_ctx.spec, 0, sizeof(hpcn_ctx.spec));
 	hpcn_ctx.view_arg[0] = '\0';
 	/* "--uenv=" is a mistake to report; an empty SLURM_UENV means unset. */

@@ -64,6 +64,10 @@ int hpcn_view_parse_arg(const char *arg, struct hpcn_view_list *out, struct hpcn
 		return hpcn_spank_errorf(err, E_INVALID, "--view: missing argument");
 	if (!arg[0])
 		return hpcn_spank_errorf(err, E_INVALID, "--view: empty argument");
+	/* What the plugin can carry to the node (and Slurm's environment back). */
+	if (strlen(arg) >= HPCN_VIEW_ARG_MAX)
+		return hpcn_spank_errorf(err, E_INVALID, "--view: longer than %d bytes",
+					 HPCN_VIEW_ARG_MAX - 1);
 	for (p = arg; ; ) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);

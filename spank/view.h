@@ -48,6 +48,7 @@
 
 #define HPCN_MAX_VIEWS          16
 #define HPCN_VIEW_NAME_MAX      256         /* bytes of a name, with its NUL */
+#define HPCN_VIEW_ARG_MAX       4096        /* bytes of a --view value, with its NUL */
 #define HPCN_ENVJSON_MAX_SIZE   (1 << 20)   /* bytes of meta/env.json */
 
 /* ---- --view argument ---- */

@@ -69,6 +69,32 @@ static const struct bad_arg bad_args[] = {
 	{ "app:default,b,app:default", "--view: 'app:default' given twice" },
 };
 
+/* The longest value the plugin carries to the node, and one byte more. */
+static void test_arg_too_long(void **state)
+{
+	static char arg[HPCN_VIEW_ARG_MAX + 1];
+	struct hpcn_view_list v;
+	struct hpcn_error err;
+	size_t n = 0;
+
+	(void)state;
+	/* "v0001,v0002,...": 16 views at most, so pad the names instead. */
+	while (n + 200 < HPCN_VIEW_ARG_MAX - 1) {
+		memset(arg + n, 'a', 199);
+		n += 199;
+		arg[n++] = ',';
+	}
+	memset(arg + n, 'b', HPCN_VIEW_ARG_MAX - 1 - n);
+	arg[HPCN_VIEW_ARG_MAX - 1] = '\0';
+	/* Too many views for a valid list, but not refused for its length. */
+	assert_int_equal(hpcn_view_parse_arg(arg, &v, &err), -1);
+	assert_null(strstr(err.message, "longer than"));
+	arg[HPCN_VIEW_ARG_MAX - 1] = 'b';
+	arg[HPCN_VIEW_ARG_MAX] = '\0';
+	assert_int_equal(hpcn_view_parse_arg(arg, &v, &err), -1);
+	assert_string_equal(err.message, "--view: longer than 4095 bytes");
+}
+
 static void test_arg_invalid(void **state)
 {
 	struct hpcn_view_list l;
@@ -728,6 +754,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arg_valid),
 		cmocka_unit_test(test_arg_invalid),
+		cmocka_unit_test(test_arg_too_long),
 		cmocka_unit_test_setup_teardown(test_load_valid, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_load_broken, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_view_problems, dir_setup, dir_teardown),
