@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -116,6 +117,20 @@ static unsigned mounted_count(const struct hpcn_helper *h)
 	for (const struct hpcn_uenv_entry *e = h->uenv ? h->uenv->head : NULL; e; e = e->next)
 		n++;
 	return n;
+}
+
+/* Whether path is the root of a mount (what an entry's mount point must
+ * be). True when the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT). */
+static bool is_mount_root(const char *path)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS,
+		  &stx) < 0)
+		return false;
+	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		return true;
+	return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
 }
 
 /*
@@ -246,6 +261,15 @@ int hpcn_uenv_acquire(struct hpcn_helper *h, const char *image_path, int image_f
 			return hpcn_error_set(err, HPCN_E_INTERNAL, "out of memory", NULL);
 		}
 		hpcn_log_info("mounted %s at %s", image_path, mp);
+	} else if (!is_mount_root(e->mount_point)) {
+		/* Its node-wide mount went away behind our back (an admin's
+		 * umount): the job would get the empty directory. Mount it there
+		 * again, keeping the entry and the references of running jobs
+		 * (which keep their own binds). */
+		if (mount_new(h, fd, image_path, &id, mp, sizeof(mp), err) < 0)
+			return -1;
+		hpcn_audit(HPCN_AUDIT_MOUNT_REFCOUNT_CORRECTED, HPCN_AUDIT_SUCCESS, NULL, alloc_id,
+			   "%s was no longer mounted at %s: mounted again", image_path, mp);
 	}
 	if (!e->image_path[0])
 		snprintf(e->image_path, sizeof(e->image_path), "%s", image_path);

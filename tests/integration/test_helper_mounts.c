@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -559,6 +560,52 @@ static void test_mount_base_through_symlink(void **state)
 	unlink(link);
 }
 
+/*
+ * The node-wide mount of an image in use removed behind the helper's back
+ * (an admin's umount): the next job of that image must get the image, not
+ * the empty directory left, and the running job keeps its own bind.
+ */
+static void test_host_mount_removed_behind_back(void **state)
+{
+	struct ctx *c = *state;
+	const enum hpcn_ns_type mnt[1] = { HPCN_NS_MOUNT };
+	struct hpcn_namespace_response r1, r2;
+	int f1[HPCN_NS__COUNT], f2[HPCN_NS__COUNT], refs, rd;
+	bool held;
+	pid_t reader;
+	char *mp;
+
+	must_request(c, "behind-1", mnt, 1, c->image, &r1, f1);
+	mp = mount_point_of(c, &refs, &held);
+	assert_non_null(mp);
+	assert_int_equal(umount2(mp, MNT_DETACH), 0);
+	assert_int_equal(hfx_mount_id(mp), -1);
+
+	must_request(c, "behind-2", mnt, 1, c->image, &r2, f2);
+	assert_true(hfx_mount_id(mp) > 0);
+	free(mount_point_of(c, &refs, &held));
+	assert_int_equal(refs, 2);
+	for (int k = 0; k < 2; k++) {
+		reader = hfx_start_reader(&c->fx, k ? f2[0] : f1[0], "/user-environment/bin/hello",
+					  "HELLO-A", &rd);
+		assert_true(reader > 0);
+		hfx_sleep_ms(100);
+		if (hfx_reader_drain(rd) <= 0)
+			fail_msg("behind-%d does not see its image", k + 1);
+		kill(reader, SIGKILL);
+		waitpid(reader, NULL, 0);
+		close(rd);
+	}
+	hpcn_close_fds(f1, HPCN_NS__COUNT);
+	hpcn_close_fds(f2, HPCN_NS__COUNT);
+	hpcn_namespace_response_free(&r1);
+	hpcn_namespace_response_free(&r2);
+	must_end(c, "behind-1");
+	must_end(c, "behind-2");
+	wait_image_gone(c);
+	free(mp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +614,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_image_twice_one_reference, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_mount_base_through_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_mount_removed_behind_back, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_reacquire_within_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repeated_request_same_namespaces, setup,
 						teardown),
