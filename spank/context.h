@@ -80,8 +80,9 @@ int hpcn_jobscript_prolog(spank_t sp);
 int hpcn_jobscript_epilog(spank_t sp);
 
 /* fallback.c: a private mount namespace with the images, made by the
- * plugin itself (reduced isolation: no sharing, no helper bookkeeping). */
+ * plugin itself (reduced isolation: no sharing, no helper bookkeeping),
+ * from base_fd's mount namespace (job_container/tmpfs's) when >= 0. */
 int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
-			 int *mnt_fd, struct hpcn_error *err);
+			 int base_fd, int *mnt_fd, struct hpcn_error *err);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,10 +24,18 @@
 #include "loopdev.h"
 #include "squashfs.h"
 
-/* In the child: a private copy of the host's mounts, then each image. */
-static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
+/* Images each opened within the helper's 10 s, mounted: well under this. */
+#define HPCN_FALLBACK_TIMEOUT_MS 60000
+
+/* In the child: a private copy of the job's mounts (the host's, or
+ * base_fd's), then each image. */
+static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid, int base_fd,
 		       struct hpcn_error *err)
 {
+	if (base_fd >= 0 && setns(base_fd, CLONE_NEWNS) < 0)
+		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
+					    "joining the job's mount namespace "
+					    "(job_container/tmpfs)");
 	if (unshare(CLONE_NEWNS) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "unshare(CLONE_NEWNS)");
@@ -53,7 +62,7 @@ static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
 }
 
 int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid,
-			 int *mnt_fd, struct hpcn_error *err)
+			 int base_fd, int *mnt_fd, struct hpcn_error *err)
 {
 	int ready[2] = { -1, -1 }, hold[2] = { -1, -1 };
 	struct hpcn_error cerr;
@@ -78,7 +87,7 @@ int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid
 		close(ready[0]);
 		close(hold[1]);
 		hpcn_error_clear(&cerr);
-		if (child_setup(spec, uid, gid, &cerr) < 0) {
+		if (child_setup(spec, uid, gid, base_fd, &cerr) < 0) {
 			(void)!write(ready[1], &cerr, sizeof(cerr));
 			_exit(1);
 		}
@@ -91,6 +100,23 @@ int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid
 	ready[1] = -1;
 	close(hold[0]);
 	hold[0] = -1;
+	/* Bounded: the child opens images (a hung file system) and mounts. */
+	{
+		struct pollfd p = { .fd = ready[0], .events = POLLIN };
+		int r;
+
+		do
+			r = poll(&p, 1, HPCN_FALLBACK_TIMEOUT_MS);
+		while (r < 0 && errno == EINTR);
+		if (r == 0) {
+			kill(pid, SIGKILL);
+			hpcn_error_setf(err, HPCN_E_NS_CREATION_FAILED, NULL,
+					"mounting the images took more than %d s (hung file "
+					"system?)", HPCN_FALLBACK_TIMEOUT_MS / 1000);
+			n = -1;
+			goto reap;
+		}
+	}
 	do {
 		n = read(ready[0], &cerr, sizeof(cerr));
 	} while (n < 0 && errno == EINTR);
@@ -107,10 +133,17 @@ int hpcn_fallback_create(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid
 		else
 			rv = 0;
 	}
+reap:
 	close(hold[1]);
 	hold[1] = -1;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	if (n < 0) {
+		/* Killed, maybe stuck in an uninterruptible open: bounded. */
+		for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; i++)
+			usleep(10000);
+	} else {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 out:
 	for (int i = 0; i < 2; i++) {
 		if (ready[i] >= 0)

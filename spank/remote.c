@@ -191,13 +191,19 @@ int hpcn_remote_init_post_opt(spank_t sp)
 	}
 	if (!asked && hpcn_ctx.args.fallback == HPCN_SPANK_FALLBACK_LOCAL) {
 		struct hpcn_error ferr;
-		int mnt = -1;
+		int mnt = -1, base, rc;
 
 		log_info("%s: %s; fallback=local: mounting the images in a private namespace "
 			 "(reduced isolation: no sharing, no scope, no helper bookkeeping)",
 			 hpcn_ctx.allocation_id, err.message);
-		if (hpcn_fallback_create(&hpcn_ctx.spec, hpcn_ctx.uid, hpcn_ctx.gid, &mnt,
-					 &ferr) < 0) {
+		/* Built on the job's namespace, as the helper's is: the tasks
+		 * keep job_container/tmpfs's private /tmp. */
+		base = open_job_container_ns(job);
+		rc = hpcn_fallback_create(&hpcn_ctx.spec, hpcn_ctx.uid, hpcn_ctx.gid, base, &mnt,
+					  &ferr);
+		if (base >= 0)
+			close(base);
+		if (rc < 0) {
 			defer_error(&ferr);
 			return 0;
 		}
