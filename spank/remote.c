@@ -265,14 +265,12 @@ static int apply_views(spank_t sp, struct hpcn_error *err)
 	if (hpcn_view_parse_arg(hpcn_ctx.view_arg, &views, err) < 0)
 		return -1;
 	for (size_t i = 0; i < hpcn_ctx.spec.n; i++) {
-		char path[PATH_MAX + 32];
+		int r = hpcn_envjson_load_image(hpcn_ctx.spec.item[i].mount, &images[n], err);
 
-		snprintf(path, sizeof(path), "%s/meta/env.json", hpcn_ctx.spec.item[i].mount);
-		if (access(path, R_OK) < 0)
-			continue; /* an image without metadata has no views */
-		if (hpcn_envjson_load(path, &images[n], err) < 0)
+		if (r < 0)
 			goto out;
-		n++;
+		if (r == 0)
+			n++;
 	}
 	if (hpcn_view_apply((const struct hpcn_envjson *const *)images, n, &views,
 			    task_getenv, task_setenv, task_unsetenv, &ud, err) < 0)

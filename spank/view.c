@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* --view: argument syntax, meta/env.json loading, applying views. */
 #include <errno.h>
+#include <linux/openat2.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -507,26 +509,14 @@ fail:
 	return rv;
 }
 
-int hpcn_envjson_load(const char *path, struct hpcn_envjson **out, struct hpcn_error *err)
+/* Read and parse an opened env.json (closed here). */
+static int load_fd(int fd, const char *path, struct hpcn_envjson **out, struct hpcn_error *err)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	struct stat st;
-	int fd, rv = -1;
+	int rv = -1;
 
-	*out = NULL;
-	/* O_NONBLOCK: a FIFO in an image must not hang the step. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		int e = errno;
-
-		if (e == ENOENT || e == ENOTDIR)
-			return hpcn_spank_errorf(err, HPCN_E_NOT_FOUND, "%s: no such file", path);
-		if (e == ELOOP)
-			return hpcn_spank_errorf(err, E_INVALID, "%s: is a symbolic link", path);
-		return hpcn_spank_errorf(err, e == EACCES ? HPCN_E_DENIED : E_INVALID,
-					 "%s: cannot open: %s", path, strerror(e));
-	}
 	if (fstat(fd, &st) < 0) {
 		hpcn_spank_errorf(err, E_INVALID, "%s: fstat: %s", path, strerror(errno));
 		goto out;
@@ -569,6 +559,59 @@ out:
 	free(buf);
 	close(fd);
 	return rv;
+}
+
+static int open_error(const char *path, int e, struct hpcn_error *err)
+{
+	if (e == ENOENT || e == ENOTDIR)
+		return hpcn_spank_errorf(err, HPCN_E_NOT_FOUND, "%s: no such file", path);
+	if (e == ELOOP)
+		return hpcn_spank_errorf(err, E_INVALID, "%s: is a symbolic link", path);
+	if (e == EXDEV)
+		return hpcn_spank_errorf(err, E_INVALID, "%s: leaves the image", path);
+	return hpcn_spank_errorf(err, e == EACCES ? HPCN_E_DENIED : E_INVALID,
+				 "%s: cannot open: %s", path, strerror(e));
+}
+
+int hpcn_envjson_load(const char *path, struct hpcn_envjson **out, struct hpcn_error *err)
+{
+	int fd;
+
+	*out = NULL;
+	/* O_NONBLOCK: a FIFO in an image must not hang the step. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return open_error(path, errno, err);
+	return load_fd(fd, path, out, err);
+}
+
+int hpcn_envjson_load_image(const char *mount, struct hpcn_envjson **out,
+			    struct hpcn_error *err)
+{
+	/* No symlink on the way (meta/ included), nothing outside the image's
+	 * mount: the plugin reads it as root, the image is the user's. */
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV |
+			   RESOLVE_BENEATH,
+	};
+	char path[PATH_MAX + 32];
+	int dir, fd, e;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "%s/" HPCN_ENVJSON_PATH, mount);
+	dir = open(mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return open_error(mount, errno, err);
+	fd = (int)syscall(SYS_openat2, dir, HPCN_ENVJSON_PATH, &how, sizeof(how));
+	e = errno;
+	close(dir);
+	if (fd < 0) {
+		if (e == ENOENT)
+			return 1; /* an image without metadata has no views */
+		return open_error(path, e, err);
+	}
+	return load_fd(fd, path, out, err);
 }
 
 /* ---- applying views ---- */

@@ -115,6 +115,15 @@ struct hpcn_envjson {
  * Kinds: NotFound (no such file), InvalidArgument (bad content, too big).
  */
 int hpcn_envjson_load(const char *path, struct hpcn_envjson **out, struct hpcn_error *err);
+/* Where an image keeps it, below its mount point. */
+#define HPCN_ENVJSON_PATH "meta/env.json"
+/* The env.json of the image mounted at mount, opened beneath it with no
+ * symlink on the way and without leaving its mount (openat2): the plugin
+ * reads it as root, and the image is the user's. 0 with *out; 1 when the
+ * image has none (no views); -1 with err, e.g. "<mount>/meta/env.json: is a
+ * symbolic link". */
+int hpcn_envjson_load_image(const char *mount, struct hpcn_envjson **out,
+			    struct hpcn_error *err);
 /* Same, from a buffer; path only names it in messages. */
 int hpcn_envjson_parse(const char *data, size_t len, const char *path,
 		       struct hpcn_envjson **out, struct hpcn_error *err);

@@ -388,6 +388,59 @@ static void test_view_problems(void **state)
 	}
 }
 
+/* An image's env.json as the plugin reads it (as root): beneath the mount,
+ * no symlink on the way (meta/ included). */
+static void test_load_image(void **state)
+{
+	struct dir *d = *state;
+	struct hpcn_envjson *e = NULL;
+	struct hpcn_error err;
+	char img[128], p[256], want[320];
+	static const char good[] = "{\"views\": {}}";
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/img", d->path);
+	assert_int_equal(mkdir(img, 0755), 0);
+	/* No metadata: no views, no error. */
+	assert_int_equal(hpcn_envjson_load_image(img, &e, &err), 1);
+	assert_null(e);
+	snprintf(p, sizeof(p), "%s/meta", img);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/meta/env.json", img);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, good, sizeof(good) - 1), (ssize_t)sizeof(good) - 1);
+	close(fd);
+	if (hpcn_envjson_load_image(img, &e, &err) != 0)
+		fail_msg("%s", err.message);
+	hpcn_envjson_free(e);
+
+	/* meta a symlink to a directory elsewhere holding an env.json. */
+	snprintf(p, sizeof(p), "%s/img2", d->path);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/img2/meta", d->path);
+	snprintf(want, sizeof(want), "%s/img/meta", d->path);
+	assert_int_equal(symlink(want, p), 0);
+	snprintf(p, sizeof(p), "%s/img2", d->path);
+	assert_int_equal(hpcn_envjson_load_image(p, &e, &err), -1);
+	assert_null(e);
+	snprintf(want, sizeof(want), "%s/img2/meta/env.json: is a symbolic link", d->path);
+	assert_string_equal(err.message, want);
+
+	/* env.json itself a symlink. */
+	snprintf(p, sizeof(p), "%s/img3", d->path);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/img3/meta", d->path);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/img3/meta/env.json", d->path);
+	snprintf(want, sizeof(want), "%s/img/meta/env.json", d->path);
+	assert_int_equal(symlink(want, p), 0);
+	snprintf(p, sizeof(p), "%s/img3", d->path);
+	assert_int_equal(hpcn_envjson_load_image(p, &e, &err), -1);
+	snprintf(want, sizeof(want), "%s/img3/meta/env.json: is a symbolic link", d->path);
+	assert_string_equal(err.message, want);
+}
+
 static void test_load_files(void **state)
 {
 	struct dir *d = *state;
@@ -759,6 +812,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_broken, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_view_problems, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_load_files, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_image, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_apply_ops, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_apply_order, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_apply_long_value, dir_setup, dir_teardown),
