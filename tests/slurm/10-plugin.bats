@@ -53,6 +53,10 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[[ $output == *" / /user-environment ro,nosuid,nodev"*" - squashfs /dev/loop"* ]]
 	! grep -q ' /user-environment .* - squashfs ' /proc/self/mountinfo || false
+	# The plugin's own variables stay out of the task's environment.
+	run --separate-stderr as_user srun --uenv="$IMG_APP" env
+	[ "$status" -eq 0 ]
+	! grep -q '^HPCN_UENV_' <<<"$output" || false
 }
 
 @test "two images at two mount points are both visible" {
