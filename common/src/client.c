@@ -305,6 +305,26 @@ static int check_ns_fds(const struct hpcn_namespace_response *r, const int *fds,
 	return 0;
 }
 
+/* Outputs cleared (nothing open on any error), the request's own checks. */
+static int request_prepare(const struct hpcn_namespace_request *req, size_t nreq_fds,
+			   struct hpcn_namespace_response *resp, int ns_fds[HPCN_NS__COUNT],
+			   struct hpcn_error *err)
+{
+	for (int i = 0; i < HPCN_NS__COUNT; i++)
+		ns_fds[i] = -1;
+	memset(resp, 0, sizeof(*resp));
+	if (!req)
+		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
+				      "no namespace request given", NULL);
+	if (hpcn_alloc_id_validate(req->allocation_id, err) < 0)
+		return -1;
+	if (nreq_fds > HPCN_MAX_MESSAGE_FDS)
+		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
+				       "%zu descriptors for allocation %s exceed the limit of %d",
+				       nreq_fds, req->allocation_id, HPCN_MAX_MESSAGE_FDS);
+	return 0;
+}
+
 int hpcn_request_namespaces_on(int sock, int timeout_ms,
 			       const struct hpcn_namespace_request *req,
 			       const int *req_fds, size_t nreq_fds,
@@ -318,20 +338,10 @@ int hpcn_request_namespaces_on(int sock, int timeout_ms,
 	int rv = -1;
 
 	memset(&reply, 0, sizeof(reply));
-	for (int i = 0; i < HPCN_NS__COUNT; i++)
-		ns_fds[i] = -1;
 	for (size_t i = 0; i < HPCN_MAX_MESSAGE_FDS; i++)
 		rfds[i] = -1;
-	memset(resp, 0, sizeof(*resp));
-	if (!req)
-		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
-				      "no namespace request given", NULL);
-	if (hpcn_alloc_id_validate(req->allocation_id, err) < 0)
+	if (request_prepare(req, nreq_fds, resp, ns_fds, err) < 0)
 		return -1;
-	if (nreq_fds > HPCN_MAX_MESSAGE_FDS)
-		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
-				       "%zu descriptors for allocation %s exceed the limit of %d",
-				       nreq_fds, req->allocation_id, HPCN_MAX_MESSAGE_FDS);
 
 	hpcn_msg_init(&msg, HPCN_TAG_NAMESPACE_REQUEST);
 	msg.seq = CLIENT_SEQ;
@@ -406,14 +416,8 @@ int hpcn_request_namespaces(const char *socket_path, int timeout_ms,
 {
 	int sock, rv;
 
-	for (int i = 0; i < HPCN_NS__COUNT; i++)
-		ns_fds[i] = -1;
-	memset(resp, 0, sizeof(*resp));
-	if (!req)
-		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT,
-				      "no namespace request given", NULL);
-	/* Refuse a bad request before connecting, as before. */
-	if (hpcn_alloc_id_validate(req->allocation_id, err) < 0)
+	/* A bad request is refused before connecting. */
+	if (request_prepare(req, nreq_fds, resp, ns_fds, err) < 0)
 		return -1;
 	sock = hpcn_client_connect(socket_path, timeout_ms, err);
 	if (sock < 0)

@@ -926,6 +926,22 @@ static long long status_requests(json_t *status)
 	return json_is_integer(n) ? (long long)json_integer_value(n) : -1;
 }
 
+/* One Hello request, not waiting for its reply. */
+static int send_hello(int sock, uint64_t seq, struct hpcn_error *err)
+{
+	struct hpcn_msg req;
+	int rv;
+
+	hpcn_msg_init(&req, HPCN_TAG_HELLO);
+	req.seq = seq;
+	req.u.hello.min_version = 1;
+	req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
+	req.u.hello.software = strdup("pipelining");
+	rv = hpcn_send_msg(sock, &req, NULL, 0, err);
+	hpcn_msg_free(&req);
+	return rv;
+}
+
 /* Queue n Hello requests (seq 1..n) on sock without waiting for any reply.
  * Non-blocking: a full send buffer fails the test instead of hanging it. */
 static void queue_hellos(int sock, int n)
@@ -935,17 +951,10 @@ static void queue_hellos(int sock, int n)
 	assert_true(fl >= 0);
 	assert_int_equal(fcntl(sock, F_SETFL, fl | O_NONBLOCK), 0);
 	for (int i = 0; i < n; i++) {
-		struct hpcn_msg req;
 		struct hpcn_error err;
 
-		hpcn_msg_init(&req, HPCN_TAG_HELLO);
-		req.seq = (uint64_t)i + 1;
-		req.u.hello.min_version = 1;
-		req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
-		req.u.hello.software = strdup("pipelining");
-		if (hpcn_send_msg(sock, &req, NULL, 0, &err) < 0)
+		if (send_hello(sock, (uint64_t)i + 1, &err) < 0)
 			fail_msg("queueing request %d of %d: %s", i + 1, n, err.message);
-		hpcn_msg_free(&req);
 	}
 	assert_int_equal(fcntl(sock, F_SETFL, fl), 0);
 }
@@ -1095,18 +1104,9 @@ static void test_client_not_reading_is_dropped(void **state)
 	sender = fork();
 	assert_true(sender >= 0);
 	if (sender == 0) {
-		for (int i = 0; i < N_FLOODED; i++) {
-			struct hpcn_msg req;
-
-			hpcn_msg_init(&req, HPCN_TAG_HELLO);
-			req.seq = (uint64_t)i + 1;
-			req.u.hello.min_version = 1;
-			req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
-			req.u.hello.software = strdup("not reading");
-			if (hpcn_send_msg(a, &req, NULL, 0, &err) < 0)
+		for (int i = 0; i < N_FLOODED; i++)
+			if (send_hello(a, (uint64_t)i + 1, &err) < 0)
 				_exit(err.sys_errno == EAGAIN ? 3 : 0); /* 3: send timed out */
-			hpcn_msg_free(&req);
-		}
 		_exit(0);
 	}
 	hfx_sleep_ms(200);
