@@ -412,6 +412,38 @@ static void test_sigterm_keeps_mount(void **state)
 	free(mp);
 }
 
+/* A reconciliation now (as the periodic one would do). */
+static void reconcile_now(struct ctx *c)
+{
+	struct hpcn_msg rq, rp;
+	struct hpcn_error err;
+	int sock = hfx_connect(&c->fx);
+
+	assert_true(sock >= 0);
+	hpcn_msg_init(&rq, HPCN_TAG_RECONCILE);
+	rq.seq = 3;
+	if (hfx_call(sock, &rq, NULL, 0, &rp, NULL, NULL, &err) < 0)
+		fail_msg("Reconcile: %s", err.message);
+	hpcn_msg_free(&rq);
+	hpcn_msg_free(&rp);
+	close(sock);
+}
+
+/* A process in mnt_fd's namespace reads the image's hello at path. */
+static void assert_sees_image(struct ctx *c, int mnt_fd, const char *path, const char *who)
+{
+	int rd;
+	pid_t reader = hfx_start_reader(&c->fx, mnt_fd, path, "HELLO-A", &rd);
+
+	assert_true(reader > 0);
+	hfx_sleep_ms(100);
+	if (hfx_reader_drain(rd) <= 0)
+		fail_msg("%s does not see the image at %s", who, path);
+	kill(reader, SIGKILL);
+	waitpid(reader, NULL, 0);
+	close(rd);
+}
+
 /*
  * One image at two mount points of one allocation, by its path and by a
  * hard link to it: both points show it, and it holds one reference (WI2
@@ -432,11 +464,9 @@ static void test_one_image_twice_one_reference(void **state)
 		};
 		struct hpcn_namespace_response resp;
 		struct hpcn_error err;
-		int fds[HPCN_NS__COUNT], refs, rd;
+		int fds[HPCN_NS__COUNT], refs;
 		bool held;
-		pid_t reader;
 		char *mp;
-		json_t *st;
 
 		req.mounts[0].image_path = c->image;
 		req.mounts[0].mount_point = (char *)"/user-environment";
@@ -456,37 +486,12 @@ static void test_one_image_twice_one_reference(void **state)
 		free(mp);
 		assert_int_equal(hfx_count_loops_of(c->image), 1);
 		/* The reconciliation agrees (it would correct a count of 2). */
-		st = hfx_status(&c->fx);
-		assert_non_null(st);
-		json_decref(st);
-		{
-			struct hpcn_msg rq, rp;
-			int sock = hfx_connect(&c->fx);
-
-			assert_true(sock >= 0);
-			hpcn_msg_init(&rq, HPCN_TAG_RECONCILE);
-			rq.seq = 3;
-			assert_int_equal(hfx_call(sock, &rq, NULL, 0, &rp, NULL, NULL, &err), 0);
-			hpcn_msg_free(&rq);
-			hpcn_msg_free(&rp);
-			close(sock);
-		}
+		reconcile_now(c);
 		free(mount_point_of(c, &refs, &held));
 		assert_int_equal(refs, 1);
 		/* Both points show the image. */
-		for (int p = 0; p < 2; p++) {
-			reader = hfx_start_reader(&c->fx, fds[0],
-						  p ? "/user-tools/bin/hello" :
-						      "/user-environment/bin/hello", "HELLO-A", &rd);
-			assert_true(reader > 0);
-			hfx_sleep_ms(100);
-			if (hfx_reader_drain(rd) <= 0)
-				fail_msg("the image is not seen at its %s mount point",
-					 p ? "second" : "first");
-			kill(reader, SIGKILL);
-			waitpid(reader, NULL, 0);
-			close(rd);
-		}
+		assert_sees_image(c, fds[0], "/user-environment/bin/hello", "its first point");
+		assert_sees_image(c, fds[0], "/user-tools/bin/hello", "its second point");
 		hpcn_close_fds(fds, HPCN_NS__COUNT);
 		hpcn_namespace_response_free(&resp);
 		must_end(c, "twice");
@@ -508,7 +513,6 @@ static void test_mount_base_through_symlink(void **state)
 	struct ctx *c = *state;
 	const enum hpcn_ns_type mnt[1] = { HPCN_NS_MOUNT };
 	struct hpcn_namespace_response r1, r2;
-	struct hpcn_error err;
 	int f1[HPCN_NS__COUNT], f2[HPCN_NS__COUNT], refs;
 	char real[256], link[128];
 	bool held;
@@ -528,18 +532,7 @@ static void test_mount_base_through_symlink(void **state)
 	assert_true(strncmp(mp, real, strlen(real)) == 0);
 	free(mp);
 	/* The reconciliation finds the mount where the kernel says it is. */
-	{
-		struct hpcn_msg rq, rp;
-		int sock = hfx_connect(&c->fx);
-
-		assert_true(sock >= 0);
-		hpcn_msg_init(&rq, HPCN_TAG_RECONCILE);
-		rq.seq = 4;
-		assert_int_equal(hfx_call(sock, &rq, NULL, 0, &rp, NULL, NULL, &err), 0);
-		hpcn_msg_free(&rq);
-		hpcn_msg_free(&rp);
-		close(sock);
-	}
+	reconcile_now(c);
 	mp = mount_point_of(c, &refs, &held);
 	if (!mp)
 		fail_msg("the reconciliation forgot the image mounted under the symlinked base");
@@ -570,9 +563,8 @@ static void test_host_mount_removed_behind_back(void **state)
 	struct ctx *c = *state;
 	const enum hpcn_ns_type mnt[1] = { HPCN_NS_MOUNT };
 	struct hpcn_namespace_response r1, r2;
-	int f1[HPCN_NS__COUNT], f2[HPCN_NS__COUNT], refs, rd;
+	int f1[HPCN_NS__COUNT], f2[HPCN_NS__COUNT], refs;
 	bool held;
-	pid_t reader;
 	char *mp;
 
 	must_request(c, "behind-1", mnt, 1, c->image, &r1, f1);
@@ -585,17 +577,8 @@ static void test_host_mount_removed_behind_back(void **state)
 	assert_true(hfx_mount_id(mp) > 0);
 	free(mount_point_of(c, &refs, &held));
 	assert_int_equal(refs, 2);
-	for (int k = 0; k < 2; k++) {
-		reader = hfx_start_reader(&c->fx, k ? f2[0] : f1[0], "/user-environment/bin/hello",
-					  "HELLO-A", &rd);
-		assert_true(reader > 0);
-		hfx_sleep_ms(100);
-		if (hfx_reader_drain(rd) <= 0)
-			fail_msg("behind-%d does not see its image", k + 1);
-		kill(reader, SIGKILL);
-		waitpid(reader, NULL, 0);
-		close(rd);
-	}
+	assert_sees_image(c, f1[0], "/user-environment/bin/hello", "behind-1");
+	assert_sees_image(c, f2[0], "/user-environment/bin/hello", "behind-2");
 	hpcn_close_fds(f1, HPCN_NS__COUNT);
 	hpcn_close_fds(f2, HPCN_NS__COUNT);
 	hpcn_namespace_response_free(&r1);
