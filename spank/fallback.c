@@ -27,11 +27,18 @@
 /* Images each opened within the helper's 10 s, mounted: well under this. */
 #define HPCN_FALLBACK_TIMEOUT_MS 60000
 
-/* In the child: a private copy of the job's mounts (the host's, or
- * base_fd's), then each image. */
+/* In the child: each image opened where srun resolved it (the host's
+ * mounts, as the helper does), then a private copy of the job's mounts (the
+ * host's, or base_fd's) with the images mounted in it. The child exits when
+ * done: its descriptors need no closing. */
 static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid, int base_fd,
 		       struct hpcn_error *err)
 {
+	int img[HPCN_MAX_MOUNTS];
+
+	for (size_t i = 0; i < spec->n; i++)
+		if (hpcn_image_open_as_user(spec->item[i].image, uid, gid, &img[i], NULL, err) < 0)
+			return -1;
 	if (base_fd >= 0 && setns(base_fd, CLONE_NEWNS) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_NS_CREATION_FAILED, errno, NULL,
 					    "joining the job's mount namespace "
@@ -45,12 +52,9 @@ static int child_setup(const struct hpcn_uenv_spec *spec, uid_t uid, gid_t gid, 
 	for (size_t i = 0; i < spec->n; i++) {
 		const struct hpcn_uenv_item *it = &spec->item[i];
 		char dev[64];
-		int img = -1, loop = -1, rv;
+		int loop = -1, rv;
 
-		if (hpcn_image_open_as_user(it->image, uid, gid, &img, NULL, err) < 0)
-			return -1;
-		rv = hpcn_loop_attach(img, it->image, &loop, dev, sizeof(dev), err);
-		close(img);
+		rv = hpcn_loop_attach(img[i], it->image, &loop, dev, sizeof(dev), err);
 		if (rv < 0)
 			return -1;
 		rv = hpcn_squashfs_mount(loop, dev, it->mount, err);

@@ -38,6 +38,13 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	case S_CTX_ALLOCATOR:
 	case S_CTX_REMOTE:
 		return hpcn_options_register(sp);
+	case S_CTX_SLURMD:
+		/* Once, at slurmd's start, in its log. */
+		if (hpcn_ctx.args.job_container_base[0])
+			log_info("plugstack.conf: job_container_base= is no longer needed and is "
+				 "ignored: each job's job_container/tmpfs namespace is found from "
+				 "Slurm's own pin (<BasePath>/<jobid>/.ns) in the mount table");
+		return 0;
 	default:
 		return 0;
 	}

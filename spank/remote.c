@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 
 #include "context.h"
 #include "joblimits.h"
+#include "jobns.h"
+#include "util.h" /* _cleanup_close_ */
 #include "view.h"
 
 static void defer_error(const struct hpcn_error *err)
@@ -81,26 +84,33 @@ static void job_limits(spank_t sp, struct hpcn_namespace_request *req)
 
 /*
  * Slurm's job_container/tmpfs keeps the job's namespace (private /tmp,
- * /dev/shm) pinned at <BasePath>/<jobid>/.ns and moves each task into it
- * before task_init_privileged. Our namespace is built on that one, so the
- * tasks keep it. -1 when not configured or not there for this job.
+ * /dev/shm) pinned under its BasePath and moves each task into it before
+ * task_init_privileged. Our namespace is built on that one, so the tasks
+ * keep it (jobns.h: found in the mount table, not configured). *fd is -1
+ * when the job has none. An ambiguous pin is an error: the host's namespace
+ * in its place would show the host's /tmp to the job.
  */
-static int open_job_container_ns(uint32_t job)
+static int job_container_ns(spank_t sp, uint32_t job, int *fd, struct hpcn_error *err)
 {
-	char path[PATH_MAX + 32];
+	char node[256] = "", path[PATH_MAX];
+	int r;
 
-	if (!hpcn_ctx.args.job_container_base[0])
-		return -1;
-	snprintf(path, sizeof(path), "%s/%u/.ns", hpcn_ctx.args.job_container_base, job);
-	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Only needed to choose between the pins of several slurmds. */
+	if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof(node)) != ESPANK_SUCCESS &&
+	    gethostname(node, sizeof(node) - 1) < 0)
+		node[0] = '\0';
+	r = hpcn_jobns_open(job, node, fd, path, sizeof(path), err);
+	if (r > 0)
+		log_verbose("%s: built on the job's namespace from job_container/tmpfs (%s)",
+			    hpcn_ctx.allocation_id, path);
+	return r < 0 ? -1 : 0;
 }
 
-static int request_from_helper(spank_t sp, uint32_t job, bool *asked, struct hpcn_error *err)
+static int request_from_helper(spank_t sp, int base, bool *asked, struct hpcn_error *err)
 {
 	struct hpcn_namespace_request req;
 	struct hpcn_namespace_response resp;
 	int fds[HPCN_NS__COUNT];
-	int base = open_job_container_ns(job);
 	int sock = -1, rv = -1;
 
 	memset(&req, 0, sizeof(req));
@@ -147,8 +157,6 @@ out:
 	hpcn_namespace_response_free(&resp);
 	if (sock >= 0)
 		close(sock);
-	if (base >= 0)
-		close(base);
 	return rv;
 }
 
@@ -157,6 +165,7 @@ int hpcn_remote_init_post_opt(spank_t sp)
 	struct hpcn_error err;
 	uint32_t job = 0, step = 0;
 	bool asked = false;
+	_cleanup_close_ int base = -1;
 
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS ||
@@ -178,32 +187,32 @@ int hpcn_remote_init_post_opt(spank_t sp)
 	if (step == SLURM_EXTERN_CONT)
 		return 0; /* the extern step holds no user task */
 	hpcn_ctx.active = true;
+	if (job_container_ns(sp, job, &base, &err) < 0) {
+		defer_error(&err);
+		return 0;
+	}
 
 	/* A step starting while the helper (re)starts waits for it (bounded). */
 	if (hpcn_wait_ready(hpcn_ctx.args.ready_file,
 			    (int)hpcn_ctx.args.ready_timeout_secs * 1000, &err) < 0)
 		log_info("%s: %s after %u s; trying the helper anyway", hpcn_ctx.allocation_id,
 			 err.message, hpcn_ctx.args.ready_timeout_secs);
-	if (request_from_helper(sp, job, &asked, &err) == 0) {
+	if (request_from_helper(sp, base, &asked, &err) == 0) {
 		if (hpcn_ctx.view_arg[0] || hpcn_ctx.spec.n)
 			log_verbose("%s: namespaces from the helper", hpcn_ctx.allocation_id);
 		return 0;
 	}
 	if (!asked && hpcn_ctx.args.fallback == HPCN_SPANK_FALLBACK_LOCAL) {
 		struct hpcn_error ferr;
-		int mnt = -1, base, rc;
+		int mnt = -1;
 
 		log_info("%s: %s; fallback=local: mounting the images in a private namespace "
 			 "(reduced isolation: no sharing, no scope, no helper bookkeeping)",
 			 hpcn_ctx.allocation_id, err.message);
 		/* Built on the job's namespace, as the helper's is: the tasks
 		 * keep job_container/tmpfs's private /tmp. */
-		base = open_job_container_ns(job);
-		rc = hpcn_fallback_create(&hpcn_ctx.spec, hpcn_ctx.uid, hpcn_ctx.gid, base, &mnt,
-					  &ferr);
-		if (base >= 0)
-			close(base);
-		if (rc < 0) {
+		if (hpcn_fallback_create(&hpcn_ctx.spec, hpcn_ctx.uid, hpcn_ctx.gid, base, &mnt,
+					 &ferr) < 0) {
 			defer_error(&ferr);
 			return 0;
 		}

@@ -12,3 +12,5 @@ hpcn_add_test(test_plugargs SOURCES unit/test_plugargs.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_joblimits SOURCES unit/test_joblimits.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
+hpcn_add_test(test_jobns SOURCES unit/test_jobns.c
+  LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)

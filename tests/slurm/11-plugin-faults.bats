@@ -38,28 +38,6 @@ setup() {
 teardown() {
 	cluster_dump_logs_on_failure
 	plugin_cancel_jobs
-	_jc_cleanup
-}
-
-# A job_container/tmpfs stand-in: the job's mount namespace pinned at
-# $HPCN_T/jc/<jobid>/.ns, with a tmpfs at $HPCN_T/jcview holding "marker".
-_jc_pin() { # jobid
-	local base=$HPCN_T/jc
-	mkdir -p "$base/$1" "$HPCN_T/jcview"
-	mountpoint -q "$base" || { mount --bind "$base" "$base" && mount --make-private "$base"; }
-	touch "$base/$1/.ns"
-	unshare --mount="$base/$1/.ns" --propagation slave \
-		sh -c "mount -t tmpfs jc '$HPCN_T/jcview' && touch '$HPCN_T/jcview/marker'"
-}
-
-_jc_cleanup() {
-	local m
-	[[ -d $HPCN_T/jc ]] || return 0
-	for m in "$HPCN_T"/jc/*/.ns; do
-		mountpoint -q "$m" 2>/dev/null && umount "$m"
-	done
-	mountpoint -q "$HPCN_T/jc" && umount "$HPCN_T/jc"
-	rm -rf "$HPCN_T/jc" "$HPCN_T/jcview"
 }
 
 _running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster only
@@ -171,28 +149,6 @@ $(uenv_hello_marker tools t)" ]
 	run --separate-stderr as_user srun --uenv="$HPCN_T/images/secret-fb.sqfs" true
 	[ "$status" -ne 0 ]
 	rm -f "$HPCN_T/images/secret-fb.sqfs"
-}
-
-@test "fallback=local under job_container/tmpfs: the tasks keep the job's namespace (its private /tmp)" {
-	local next
-	plugstack fallback=local job_container_base=$HPCN_T/jc
-	cluster_stop_helper
-	# Job ids are sequential here: pin the namespace of the next one.
-	run --separate-stderr as_user srun sh -c 'echo $SLURM_JOB_ID'
-	[ "$status" -eq 0 ]
-	next=$((output + 1))
-	_jc_pin "$next"
-	[ ! -e "$HPCN_T/jcview/marker" ] # not on the host
-	run --separate-stderr as_user srun --uenv="$IMG_APP" sh -c \
-		'echo "id $SLURM_JOB_ID"; ls "$0"; /user-environment/bin/hello jc' "$HPCN_T/jcview"
-	echo "$output $stderr"
-	[ "$status" -eq 0 ]
-	[ "${lines[0]}" = "id $next" ]
-	[ "${lines[1]}" = marker ]
-	[ "${lines[2]}" = "$(uenv_hello_marker app jc)" ]
-	grep -q "fallback=local: mounting the images in a private namespace" "$HPCN_LOGS/slurmd.log"
-	_jc_cleanup
-	wait_for -t 5 plugin_no_loop_devices
 }
 
 @test "helper too slow to answer, fallback=local: the step fails naming the wait, no second environment" {

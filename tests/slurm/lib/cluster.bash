@@ -36,6 +36,17 @@
 #   HPCN_CLUSTER_OWNER    pid whose death marks the cluster stale (default $$)
 #   HPCN_HELPER_EXTRA     callback name: called with the helper.conf path
 #                         after it is written, before the helper starts
+#   HPCN_SLURM_JOB_CONTAINER=1  Slurm's real job_container/tmpfs
+#                         (JobContainerType, PrologFlags=Contain, a
+#                         job_container.conf with AutoBasePath and a BasePath
+#                         of its own, $HPCN_T/jc, exported as HPCN_JC_BASE;
+#                         $HPCN_T is then under /var/tmp: the job's private
+#                         /tmp hides the host's, and 22.05 refuses a
+#                         BasePath under /tmp)
+#   HPCN_SLURM_CGROUP=1   Slurm's own cgroup plugins: proctrack/cgroup,
+#                         task/cgroup,task/affinity, a cgroup.conf with
+#                         CgroupPlugin=cgroup/v1 (this hybrid host's memory,
+#                         cpuset, freezer and devices controllers are v1)
 
 HPCN_TEST_USER=${HPCN_TEST_USER:-hpcntest}
 _HPCN_CL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -100,6 +111,15 @@ _cl_mounts_under() {
 	awk -v p="$1" '{ mp = $5; gsub(/\\040/, " ", mp);
 		if (mp == p || index(mp, p "/") == 1) print mp }' /proc/self/mountinfo | tac
 }
+
+# Where a cluster's directory goes: /tmp, but /var/tmp under
+# job_container/tmpfs, whose private /tmp hides the host's from the tasks
+# (their working directory, the test images, the probes are in it).
+_cl_parent() {
+	if [[ ${HPCN_SLURM_JOB_CONTAINER:-0} == 1 ]]; then echo /var/tmp; else echo /tmp; fi
+}
+
+_cl_is_cluster_dir() { [[ $1 == /tmp/hpcn-slurm.* || $1 == /var/tmp/hpcn-slurm.* ]]; }
 
 # ---- the test user ------------------------------------------------------
 
@@ -194,6 +214,15 @@ _cl_write_slurm_conf() {
 	mem=$(awk '/^MemTotal:/ { m = int($2 / 1024 / 2); print (m > 0 ? m : 1) }' /proc/meminfo)
 	# More CPUs than the machine has: slurmd must not drain the node.
 	((cpus > $(nproc))) && extra="SlurmdParameters=config_overrides"
+	local proctrack=proctrack/linuxproc task=task/none
+	if [[ ${HPCN_SLURM_CGROUP:-0} == 1 ]]; then
+		proctrack=proctrack/cgroup task=task/cgroup,task/affinity
+		_cl_write_cgroup_conf
+	fi
+	if [[ ${HPCN_SLURM_JOB_CONTAINER:-0} == 1 ]]; then
+		extra+=$'\nJobContainerType=job_container/tmpfs\nPrologFlags=Contain'
+		_cl_write_job_container_conf
+	fi
 	cat >"$SLURM_CONF" <<EOF
 # Written by tests/slurm/lib/cluster.bash for one test file.
 ClusterName=hpcntest
@@ -203,8 +232,8 @@ SlurmdPort=$HPCN_SLURMD_PORT
 AuthType=auth/munge
 AuthInfo=socket=$T/munge/munge.socket.2
 CredType=cred/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=$proctrack
+TaskPlugin=$task
 SwitchType=switch/none
 MpiDefault=none
 SelectType=select/cons_tres
@@ -237,6 +266,35 @@ NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:128
 EOF
 	chmod 0644 "$SLURM_CONF"
+}
+
+# job_container.conf beside slurm.conf, where slurmd reads it. The BasePath
+# is this cluster's own, under $HPCN_T (so cluster_stop removes what a killed
+# slurmd leaves there); slurmd makes BasePath/<node> (Debian builds Slurm
+# with multiple-slurmd support) and pins each job's namespace in it.
+_cl_write_job_container_conf() {
+	HPCN_JC_BASE=$HPCN_T/jc
+	export HPCN_JC_BASE
+	cat >"$HPCN_T/job_container.conf" <<EOF
+# Written by tests/slurm/lib/cluster.bash.
+AutoBasePath=true
+BasePath=$HPCN_JC_BASE
+EOF
+	chmod 0644 "$HPCN_T/job_container.conf"
+}
+
+# cgroup.conf for Slurm's cgroup/v1 plugin (this host is hybrid: Slurm's
+# autodetection refuses it). Cores, memory and devices are constrained.
+_cl_write_cgroup_conf() {
+	cat >"$HPCN_T/cgroup.conf" <<EOF
+# Written by tests/slurm/lib/cluster.bash.
+CgroupPlugin=cgroup/v1
+CgroupAutomount=no
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+ConstrainDevices=yes
+EOF
+	chmod 0644 "$HPCN_T/cgroup.conf"
 }
 
 _cl_write_prolog_epilog() {
@@ -465,7 +523,7 @@ _cl_starttime() { # pid -> its start time (field 22 of /proc/PID/stat)
 # teardown_file runs): stop it before starting ours.
 _cl_reap_stale() {
 	local d owner start
-	for d in /tmp/hpcn-slurm.*; do
+	for d in /tmp/hpcn-slurm.* /var/tmp/hpcn-slurm.*; do
 		[[ -f $d/owner ]] || continue
 		read -r owner start <"$d/owner" || continue
 		[[ -n $owner && $(_cl_starttime "$owner") == "$start" ]] && continue
@@ -491,7 +549,7 @@ cluster_start() {
 	cluster_ensure_user || return 1
 	_cl_reap_stale
 
-	HPCN_T=$(mktemp -d /tmp/hpcn-slurm.XXXXXX) || return 1
+	HPCN_T=$(mktemp -d "$(_cl_parent)/hpcn-slurm.XXXXXX") || return 1
 	chmod 0755 "$HPCN_T"
 	echo "${HPCN_CLUSTER_OWNER:-$$} $(_cl_starttime "${HPCN_CLUSTER_OWNER:-$$}")" \
 		>"$HPCN_T/owner"
@@ -585,7 +643,7 @@ _cl_kill_cgroup_tree() {
 cluster_stop() {
 	local - rc=0 pid name i mp ids
 	set +e
-	[[ -n ${HPCN_T:-} && -d $HPCN_T && $HPCN_T == /tmp/hpcn-slurm.* ]] || return 0
+	[[ -n ${HPCN_T:-} && -d $HPCN_T ]] && _cl_is_cluster_dir "$HPCN_T" || return 0
 	_cl_paths
 	HPCN_CGROUP_ROOT=$(cat "$HPCN_T/cgroup-root" 2>/dev/null)
 
@@ -672,7 +730,7 @@ cluster_stop() {
 # subtree, the directory itself.
 cluster_assert_gone() {
 	local T=$1 cg=${2:-} left="" x
-	[[ $T == /tmp/hpcn-slurm.* ]] || _cl_die "cluster_assert_gone: '$T' is no cluster" || return 1
+	_cl_is_cluster_dir "$T" || _cl_die "cluster_assert_gone: '$T' is no cluster" || return 1
 	x=$(pgrep -f -- "$T" | tr '\n' ' ')
 	[[ -n $x ]] && left+=" processes naming it: $x;"
 	x=$(HPCN_T=$T cluster_stray_pids | tr '\n' ' ')
