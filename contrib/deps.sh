@@ -6,7 +6,8 @@
 # the demo cluster), so that both agree on one list.
 #
 #   source contrib/deps.sh
-#   hpcn_deps_install PROG [SET...]   SET: build, run, test (default: all)
+#   hpcn_deps_install PROG [SET...]   SET: build, run, test, load (default:
+#                                     build run test)
 #
 # Installs only what is missing (dpkg-query), with apt-get, as root; as
 # another user it fails naming the missing packages. Returns 0 when
@@ -28,6 +29,10 @@ HPCN_DEPS_RUN=(
 HPCN_DEPS_TEST=(
 	bats jq valgrind clang libclang-rt-14-dev man-db groff-base
 )
+# To run the suite under a parallel CPU load (contrib/check.sh --load).
+HPCN_DEPS_LOAD=(
+	stress-ng
+)
 
 # Daemons that Debian starts from its packages (munge, slurmctld, slurmd):
 # hpc-node's tests and demo run their own instances on their own ports and
@@ -43,7 +48,8 @@ hpcn_deps_missing() {
 		build) pkgs+=("${HPCN_DEPS_BUILD[@]}") ;;
 		run) pkgs+=("${HPCN_DEPS_RUN[@]}") ;;
 		test) pkgs+=("${HPCN_DEPS_TEST[@]}") ;;
-		*) echo "deps.sh: unknown package set '$set' (build, run, test)" >&2; return 2 ;;
+		load) pkgs+=("${HPCN_DEPS_LOAD[@]}") ;;
+		*) echo "deps.sh: unknown package set '$set' (build, run, test, load)" >&2; return 2 ;;
 		esac
 	done
 	for p in "${pkgs[@]}"; do
