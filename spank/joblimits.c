@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The job's CPUs on this node, see joblimits.h. */
+/* The job's CPUs on this node, and whose its cgroups are: see joblimits.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "joblimits.h"
 
@@ -50,4 +52,28 @@ int hpcn_job_cpus_on_node(const char *list, uint32_t nodeid, uint32_t *cpus)
 			return -1; /* fewer nodes than nodeid */
 		p++;
 	}
+}
+
+bool hpcn_slurm_holds_cgroup(const char *cgroup_text, uint32_t job)
+{
+	char comp[32];
+	const char *line = cgroup_text;
+	size_t n;
+
+	n = (size_t)snprintf(comp, sizeof(comp), "/job_%u/", job);
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		/* "0::PATH": PATH + "/" must contain "/job_<job>/". */
+		if (len > 3 && strncmp(line, "0::", 3) == 0) {
+			for (const char *p = line + 3; p + n <= line + len + 1; p++)
+				if (strncmp(p, comp, n - 1) == 0 &&
+				    (p + n - 1 == line + len || p[n - 1] == '/'))
+					return true;
+			return false;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return false;
 }

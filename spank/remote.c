@@ -359,6 +359,30 @@ static int step_error(spank_t sp, const char *msg)
 	return -1;
 }
 
+/*
+ * With Slurm's cgroup/v2 plugin (a pure v2 node with proctrack/cgroup or
+ * task/cgroup), the task is in Slurm's job_<id>/step_<s> cgroup: attaching it
+ * to the helper's scope would move it out of what Slurm limits, tracks and
+ * kills. It stays; the helper's scope then holds no task (said once per
+ * node, in slurmd's log).
+ */
+static bool slurm_holds_cgroup(spank_t sp)
+{
+	char buf[4096];
+	ssize_t n = hpcn_read_file_at(AT_FDCWD, "/proc/self/cgroup", buf, sizeof(buf));
+	uint32_t job = 0;
+
+	if (n <= 0 || spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
+		return false;
+	if (!hpcn_slurm_holds_cgroup(buf, job))
+		return false;
+	if (is_first_local_task(sp))
+		log_info("%s: cgroup=on: Slurm's cgroup plugin holds the tasks' cgroup v2 "
+			 "membership (cgroup/v2): they stay in Slurm's cgroup, not in the "
+			 "helper's scope", hpcn_ctx.allocation_id);
+	return true;
+}
+
 int hpcn_remote_task_init_privileged(spank_t sp)
 {
 	/* setns order: the mount namespace last, the others need no path. */
@@ -391,7 +415,8 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 				    "mounted in a private namespace of this step (reduced isolation)",
 				    hpcn_ctx.fallback_reason);
 	}
-	if (hpcn_ctx.args.cgroup && hpcn_ctx.from_helper && attach_to_scope(&err) < 0) {
+	if (hpcn_ctx.args.cgroup && hpcn_ctx.from_helper && !slurm_holds_cgroup(sp) &&
+	    attach_to_scope(&err) < 0) {
 		slurm_error(PLUGIN_NAME ": %s: %s", hpcn_ctx.allocation_id, err.message);
 		return -1;
 	}

@@ -49,10 +49,33 @@ static void test_lists(void **state)
 	assert_int_equal(hpcn_job_cpus_on_node(NULL, 0, &(uint32_t){ 0 }), -1);
 }
 
+static void test_slurm_holds_cgroup(void **state)
+{
+	(void)state;
+	/* Slurm's cgroup/v2: tasks under job_<id>/step_<s>/user/task_<n>. */
+	assert_true(hpcn_slurm_holds_cgroup(
+		"0::/system.slice/slurmstepd.scope/job_5/step_0/user/task_0\n", 5));
+	assert_true(hpcn_slurm_holds_cgroup("0::/system.slice/slurmstepd.scope/job_5\n", 5));
+	assert_true(hpcn_slurm_holds_cgroup("0::/slurm/job_5/step_batch", 5));
+	/* Another job, the helper's own scope, the root, a hybrid node's v1. */
+	assert_false(hpcn_slurm_holds_cgroup(
+		"0::/system.slice/slurmstepd.scope/job_15/step_0/user/task_0\n", 5));
+	assert_false(hpcn_slurm_holds_cgroup("0::/system.slice/slurmstepd.scope/job_51\n", 5));
+	assert_false(hpcn_slurm_holds_cgroup("0::/workload.slice/job_5.slice/job_5.0.scope\n", 5));
+	assert_false(hpcn_slurm_holds_cgroup("0::/\n", 5));
+	assert_false(hpcn_slurm_holds_cgroup(
+		"6:freezer:/slurm_n/uid_1/job_5/step_0\n4:memory:/slurm_n/uid_1/job_5/step_0\n"
+		"0::/hpcn/workload.slice/job_5.slice/job_5.0.scope\n", 5));
+	assert_true(hpcn_slurm_holds_cgroup("6:freezer:/\n0::/a/job_5/step_0\n", 5));
+	assert_false(hpcn_slurm_holds_cgroup("", 5));
+	assert_false(hpcn_slurm_holds_cgroup(NULL, 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_slurm_holds_cgroup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,7 +46,9 @@
 #   HPCN_SLURM_CGROUP=1   Slurm's own cgroup plugins: proctrack/cgroup,
 #                         task/cgroup,task/affinity, a cgroup.conf with
 #                         CgroupPlugin=cgroup/v1 (this hybrid host's memory,
-#                         cpuset, freezer and devices controllers are v1)
+#                         cpuset, freezer and devices controllers are v1);
+#                         memory is consumable (CR_CPU_Memory, 1 GiB a job
+#                         by default), so --mem is a limit
 
 HPCN_TEST_USER=${HPCN_TEST_USER:-hpcntest}
 _HPCN_CL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -214,9 +216,13 @@ _cl_write_slurm_conf() {
 	mem=$(awk '/^MemTotal:/ { m = int($2 / 1024 / 2); print (m > 0 ? m : 1) }' /proc/meminfo)
 	# More CPUs than the machine has: slurmd must not drain the node.
 	((cpus > $(nproc))) && extra="SlurmdParameters=config_overrides"
-	local proctrack=proctrack/linuxproc task=task/none
+	local proctrack=proctrack/linuxproc task=task/none select=CR_CPU
 	if [[ ${HPCN_SLURM_CGROUP:-0} == 1 ]]; then
 		proctrack=proctrack/cgroup task=task/cgroup,task/affinity
+		# Memory a consumable resource, so that --mem becomes a limit;
+		# jobs without --mem get 1 GiB, several fit on the node.
+		select=CR_CPU_Memory
+		extra+=$'\nDefMemPerNode=1024'
 		_cl_write_cgroup_conf
 	fi
 	if [[ ${HPCN_SLURM_JOB_CONTAINER:-0} == 1 ]]; then
@@ -237,7 +243,7 @@ TaskPlugin=$task
 SwitchType=switch/none
 MpiDefault=none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+SelectTypeParameters=$select
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$T/state
