@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,10 +38,20 @@ void hfx_sleep_ms(int ms)
 		;
 }
 
+long long hfx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool hfx_wait_for(bool (*cond)(struct hfx *, const void *), struct hfx *fx, const void *arg,
 		  int timeout_ms)
 {
-	for (int t = 0; t <= timeout_ms; t += 20) {
+	long long end = hfx_now_ms() + timeout_ms;
+
+	while (hfx_now_ms() < end) {
 		if (cond(fx, arg))
 			return true;
 		hfx_sleep_ms(20);
@@ -250,8 +261,9 @@ static bool ready_is_ours(struct hfx *fx)
 static int wait_ready(struct hfx *fx)
 {
 	struct hpcn_error err;
+	long long end = hfx_now_ms() + 2 * HFX_TIMEOUT_MS;
 
-	for (int t = 0; t < 2 * HFX_TIMEOUT_MS; t += 20) {
+	while (hfx_now_ms() < end) {
 		int st;
 
 		if (hpcn_is_ready(fx->ready) && ready_is_ours(fx))
@@ -309,17 +321,17 @@ int hfx_conf_replace(struct hfx *fx, const char *from, const char *to)
 int hfx_wait_child(pid_t pid, int timeout_ms)
 {
 	int st;
+	long long end = hfx_now_ms() + timeout_ms;
 
-	for (int t = 0; t <= timeout_ms; t += 10) {
+	for (;;) {
 		pid_t r = waitpid(pid, &st, WNOHANG);
 
 		if (r == pid)
 			return st;
-		if (r < 0)
+		if (r < 0 || hfx_now_ms() >= end)
 			return -1;
 		hfx_sleep_ms(10);
 	}
-	return -1;
 }
 
 int hfx_stop(struct hfx *fx, int sig, int timeout_ms)
@@ -765,7 +777,7 @@ static void kill_cgroup_tree(const char *root)
 		return;
 	snprintf(p, sizeof(p), "%s/cgroup.kill", root);
 	write_str(p, "1");
-	for (int t = 0; t < 5000 && cg_populated(root); t += 20)
+	for (long long end = hfx_now_ms() + HFX_WAIT_MS; hfx_now_ms() < end && cg_populated(root);)
 		hfx_sleep_ms(20);
 	/* cgroupfs: only directories can (and need to) be removed. */
 	nftw(root, rmdir_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
@@ -898,6 +910,21 @@ int hfx_reader_drain(int rd)
 			good++;
 		}
 	return good;
+}
+
+int hfx_reader_wait(int rd, int timeout_ms)
+{
+	long long end = hfx_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pf = { .fd = rd, .events = POLLIN };
+		long long left = end - hfx_now_ms();
+
+		if (left <= 0)
+			return 0;
+		if (poll(&pf, 1, (int)left) == 1)
+			return hfx_reader_drain(rd);
+	}
 }
 
 int hfx_count_entries(const char *path)

@@ -20,7 +20,11 @@
 
 #define HFX_DIR_PREFIX "/tmp/hpcn-hit-"
 #define HFX_MAX_KIDS 64
-#define HFX_TIMEOUT_MS 5000
+/* Bounds of waits and calls: only there so that a hung helper does not hang
+ * the test, never a speed the test expects (a loaded machine is slow). */
+#define HFX_TIMEOUT_MS 30000
+/* The bound of a wait for something that must happen (wall clock). */
+#define HFX_WAIT_MS 60000
 
 struct hfx {
 	char dir[64];                 /* mkdtemp, mode 0755 */
@@ -110,6 +114,9 @@ pid_t hfx_start_reader(struct hfx *fx, int mnt_fd, const char *path, const char 
 		       int *rd);
 /* Good reads since the last call; -1 when the reader reported a failure. */
 int hfx_reader_drain(int rd);
+/* Wait (up to timeout_ms) until the reader reports again, then drain: the
+ * good reads, 0 when it reported none in time, -1 as hfx_reader_drain. */
+int hfx_reader_wait(int rd, int timeout_ms);
 /* AllocationEnded on a fresh connection. */
 int hfx_end(struct hfx *fx, const char *id, struct hpcn_error *err);
 /* Attach pid on a fresh connection. */
@@ -130,7 +137,9 @@ int hfx_count_loops_of(const char *path);
 int hfx_audit_count(struct hfx *fx, const char *needle, ...);
 
 void hfx_sleep_ms(int ms);
-/* Poll cond(arg) every 20 ms until true or timeout. */
+/* CLOCK_MONOTONIC in milliseconds: the clock of every bound above. */
+long long hfx_now_ms(void);
+/* Poll cond(arg) every 20 ms until true or timeout_ms (wall clock) passed. */
 bool hfx_wait_for(bool (*cond)(struct hfx *, const void *), struct hfx *fx, const void *arg,
 		  int timeout_ms);
 

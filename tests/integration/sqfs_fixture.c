@@ -279,26 +279,40 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The bounds are wall-clock time, not a count of polls. */
 bool sqfs_wait_loop_gone(const char *dev, int timeout_ms)
 {
 	char file[PATH_MAX];
+	long long end = now_ms() + timeout_ms;
 
-	for (int t = 0; t <= timeout_ms; t += 10) {
+	for (;;) {
 		if (hpcn_loop_backing(dev, file, sizeof(file)) < 0 && errno == ENOENT)
 			return true;
+		if (now_ms() >= end)
+			return false;
 		sleep_ms(10);
 	}
-	return false;
 }
 
 bool sqfs_wait_loop_count(int want, int timeout_ms)
 {
-	for (int t = 0; t <= timeout_ms; t += 10) {
+	long long end = now_ms() + timeout_ms;
+
+	for (;;) {
 		if (sqfs_count_loops() == want)
 			return true;
+		if (now_ms() >= end)
+			return false;
 		sleep_ms(10);
 	}
-	return false;
 }
 
 int sqfs_run_capture(char *const argv[], char *out, size_t cap)

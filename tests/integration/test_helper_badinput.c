@@ -62,7 +62,7 @@ static int teardown(void **state)
 	hfx_teardown(&c->fx);
 	sqfs_fixture_cleanup(&c->sq);
 	/* Nothing of this test outlives it. */
-	if (!sqfs_wait_loop_count(c->loops_before, 5000))
+	if (!sqfs_wait_loop_count(c->loops_before, 5000)) /* a message only */
 		fprintf(stderr, "loop devices: %d before, %d after\n", c->loops_before,
 			sqfs_count_loops());
 	free(c);

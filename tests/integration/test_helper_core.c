@@ -512,7 +512,7 @@ static void test_wi5_helper_detects_end(void **state)
 	/* The last process exits: ended within a few seconds. */
 	kill(kid, SIGKILL);
 	assert_true(hfx_wait_child(kid, HFX_TIMEOUT_MS) != -1);
-	assert_true(hfx_wait_for(alloc_gone, fx, "wi5.0", 5000));
+	assert_true(hfx_wait_for(alloc_gone, fx, "wi5.0", HFX_WAIT_MS));
 	assert_false(hfx_exists(scope));
 	assert_true(hfx_audit_count(fx, "\"action\":\"cgroup.destroy\"", "wi5.0",
 				    "\"principal_type\":\"System\"", NULL) >= 1);

@@ -77,7 +77,8 @@ static void freezer_cleanup(struct ctx *c)
 		return;
 	snprintf(p, sizeof(p), "%s/freezer.state", c->freezer);
 	write_str(p, "THAWED");
-	for (int i = 0; i < 100 && rmdir(c->freezer) < 0 && errno == EBUSY; i++)
+	for (long long end = hfx_now_ms() + HFX_WAIT_MS;
+	     rmdir(c->freezer) < 0 && errno == EBUSY && hfx_now_ms() < end;)
 		hfx_sleep_ms(20);
 	c->freezer[0] = '\0';
 }
@@ -105,7 +106,7 @@ static int teardown(void **state)
 	freezer_cleanup(c); /* first: a frozen process cannot be killed */
 	hfx_teardown(&c->fx);
 	sqfs_fixture_cleanup(&c->sq);
-	if (!sqfs_wait_loop_count(c->loops_before, 5000))
+	if (!sqfs_wait_loop_count(c->loops_before, 5000)) /* a message only */
 		fprintf(stderr, "loop devices: %d before, %d after\n", c->loops_before,
 			sqfs_count_loops());
 	free(c);
@@ -345,7 +346,7 @@ static void test_client_leaves_mid_handoff(void **state)
 			 hfx_count_fds(fx->pid), baseline);
 	}
 	end_warm_up(c, baseline);
-	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(scrubbed, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
 			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
 }
@@ -407,7 +408,7 @@ static void test_fd_cache_bounded(void **state)
 		fail_msg("%d descriptors after ending every allocation, %d before any",
 			 hfx_count_fds(fx->pid), before);
 	}
-	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(scrubbed, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
 			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
 }
@@ -807,7 +808,7 @@ static void assert_nothing_half_made(struct ctx *c, const char *id)
 	assert_no_trace_of(c, id);
 	snprintf(p, sizeof(p), "%s/allocations", fx->state);
 	assert_false(dir_has_suffix(p, ".tmp"));
-	if (!hfx_wait_for(scrubbed, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(scrubbed, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s), %d loop device(s)",
 			 hfx_count_mounts_under(fx->mount_base), hfx_count_loops_of(c->image));
 }

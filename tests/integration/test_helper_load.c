@@ -555,8 +555,7 @@ static void test_kill_storm(void **state)
 		snprintf(s->keep[0].id, sizeof(s->keep[0].id), "ks-reader");
 		s->keep[0].ino = reader_ino;
 		s->n_keep = 1;
-		hfx_sleep_ms(100);
-		assert_true(hfx_reader_drain(s->reader_fd) > 0);
+		assert_true(hfx_reader_wait(s->reader_fd, HFX_WAIT_MS) > 0);
 	}
 
 	for (int round = 0; round < STORM_ROUNDS; round++) {
@@ -609,7 +608,7 @@ static void test_kill_storm(void **state)
 	status = hfx_wait_child(s->reader, HFX_TIMEOUT_MS);
 	assert_true(status != -1 && WIFSIGNALED(status));
 	close(s->reader_fd);
-	if (!hfx_wait_for(storm_all_gone, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(storm_all_gone, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s) under %s, loops %d + %d",
 			 hfx_count_mounts_under(fx->mount_base), fx->mount_base,
 			 hfx_count_loops_of(c->img[0]), hfx_count_loops_of(c->img[1]));
@@ -723,11 +722,11 @@ static void flood(struct hfx *fx, int n, struct flood_result *out)
 		struct hpcn_error err;
 		long long t = now_ms();
 
-		if (status_call(fx, 5000, &err) < 0)
+		if (status_call(fx, HFX_TIMEOUT_MS, &err) < 0)
 			fail_msg("a client during the flood: %s", err.message);
 		out->other_call_ms = now_ms() - t;
 	}
-	deadline = now_ms() + 30000;
+	deadline = now_ms() + HFX_WAIT_MS;
 	while (pending > 0 && now_ms() < deadline) {
 		int r;
 
@@ -799,7 +798,7 @@ static void test_thousand_clients(void **state)
 	assert_int_equal(r.busy, 0);
 	assert_int_equal(r.other, 0);
 	assert_true(r.other_call_ms < 2000);
-	if (!hfx_wait_for(fds_at_most, fx, &baseline, 5000))
+	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_WAIT_MS))
 		fail_msg("the helper holds %d descriptors after the clients left, %d before",
 			 hfx_count_fds(fx->pid), baseline);
 	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
@@ -893,8 +892,8 @@ static void test_fd_limit_below_load(void **state)
 		if (hpcn_send_msg(socks[i], &req, NULL, 0, &err) < 0)
 			fail_msg("client %d: %s", i, err.message);
 		hpcn_msg_free(&req);
-		if (poll(&pf, 1, 5000) != 1)
-			fail_msg("client %d: no answer in 5 s", i);
+		if (poll(&pf, 1, HFX_WAIT_MS) != 1)
+			fail_msg("client %d: no answer in %d s", i, HFX_WAIT_MS / 1000);
 		if (hpcn_recv_msg(socks[i], &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err) == 1 &&
 		    resp.tag == HPCN_TAG_HELLO)
 			answered++;
@@ -905,7 +904,7 @@ static void test_fd_limit_below_load(void **state)
 		close(socks[i]);
 	}
 	assert_int_equal(answered, 300);
-	if (!hfx_wait_for(fds_at_most, fx, &baseline, 5000))
+	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_WAIT_MS))
 		fail_msg("the helper holds %d descriptors, %d before", hfx_count_fds(fx->pid),
 			 baseline);
 	{

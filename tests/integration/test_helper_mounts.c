@@ -206,9 +206,9 @@ static bool image_gone(struct hfx *fx, const void *image)
 
 static void wait_image_gone(struct ctx *c)
 {
-	if (!hfx_wait_for(image_gone, &c->fx, c->image, (int)(c->fx.hold_time + 3) * 1000))
-		fail_msg("%s still in use %u s after its last release: %d loop device(s), "
-			 "%d mount(s) under %s", c->image, c->fx.hold_time + 3,
+	if (!hfx_wait_for(image_gone, &c->fx, c->image, HFX_WAIT_MS))
+		fail_msg("%s still in use %d s after its last release: %d loop device(s), "
+			 "%d mount(s) under %s", c->image, HFX_WAIT_MS / 1000,
 			 hfx_count_loops_of(c->image), hfx_count_mounts_under(c->fx.mount_base),
 			 c->fx.mount_base);
 }
@@ -436,8 +436,7 @@ static void assert_sees_image(struct ctx *c, int mnt_fd, const char *path, const
 	pid_t reader = hfx_start_reader(&c->fx, mnt_fd, path, "HELLO-A", &rd);
 
 	assert_true(reader > 0);
-	hfx_sleep_ms(100);
-	if (hfx_reader_drain(rd) <= 0)
+	if (hfx_reader_wait(rd, HFX_WAIT_MS) <= 0)
 		fail_msg("%s does not see the image at %s", who, path);
 	kill(reader, SIGKILL);
 	waitpid(reader, NULL, 0);
@@ -612,7 +611,7 @@ int main(void)
 	}
 	loops_at_start = sqfs_count_loops();
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
-	if (!sqfs_wait_loop_count(loops_at_start, 5000)) {
+	if (!sqfs_wait_loop_count(loops_at_start, HFX_WAIT_MS)) {
 		fprintf(stderr, "loop devices attached: %d before the tests, %d after\n",
 			loops_at_start, sqfs_count_loops());
 		return 1;

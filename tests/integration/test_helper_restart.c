@@ -154,8 +154,7 @@ static void test_sigkill_restart_keeps_everything(void **state)
 		if (hfx_attach(fx, "r-00", reader, &err) < 0)
 			fail_msg("Attach: %s", err.message);
 	}
-	hfx_sleep_ms(200);
-	assert_true(hfx_reader_drain(reader_fd) > 0);
+	assert_true(hfx_reader_wait(reader_fd, HFX_WAIT_MS) > 0);
 
 	st = hfx_status(fx);
 	assert_int_equal(hfx_status_n_allocs(st), N_ALLOCS);
@@ -212,9 +211,8 @@ static void test_sigkill_restart_keeps_everything(void **state)
 
 	/* The process did not notice. */
 	hfx_reader_drain(reader_fd);
-	hfx_sleep_ms(200);
+	assert_true(hfx_reader_wait(reader_fd, HFX_WAIT_MS) > 0);
 	assert_true(hfx_alive(reader));
-	assert_true(hfx_reader_drain(reader_fd) > 0);
 
 	/* End everything: the reader dies with r-00's scope, the images go
 	 * after the hold time, no pin, scope or record is left. */
@@ -227,7 +225,7 @@ static void test_sigkill_restart_keeps_everything(void **state)
 	status = hfx_wait_child(reader, HFX_TIMEOUT_MS);
 	assert_true(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	close(reader_fd);
-	if (!hfx_wait_for(all_gone, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(all_gone, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s) under %s, loops %d + %d",
 			 hfx_count_mounts_under(fx->mount_base), fx->mount_base,
 			 hfx_count_loops_of(c->img[0]), hfx_count_loops_of(c->img[1]));
@@ -358,7 +356,7 @@ static void test_crash_mid_create_leaves_nothing(void **state)
 	snprintf(p, sizeof(p), "%s/ns/crash-img", fx->state);
 	assert_int_equal(hfx_count_mounts_under(p), 0);
 	/* The image mount nobody counted goes after the hold time. */
-	if (!hfx_wait_for(all_gone, fx, c, (int)(fx->hold_time + 3) * 1000))
+	if (!hfx_wait_for(all_gone, fx, c, HFX_WAIT_MS))
 		fail_msg("after the hold time: %d mount(s) under %s, %d loop device(s) of %s",
 			 hfx_count_mounts_under(fx->mount_base), fx->mount_base,
 			 hfx_count_loops_of(c->img[0]), c->img[0]);

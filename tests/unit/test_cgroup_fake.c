@@ -702,7 +702,9 @@ static void test_destroy_timeout(void **state)
 	assert_int_equal(f->err.kind, HPCN_E_CGROUP_KILL_FAILED);
 	assert_string_equal(f->err.message, "cgroup.kill failed for workload.slice/z.scope: "
 			    "still populated after 300 ms (processes in D state?)");
-	assert_true(dt >= 300 && dt < 2000);
+	/* Not before the timeout; the message names the 300 ms used. The upper
+	 * bound only tells a hang (a loaded machine is slow). */
+	assert_true(dt >= 300 && dt < 60000);
 	assert_string_equal(read_at(sc, "cgroup.kill"), "1");
 	assert_true(exists_at(sc, "cgroup.events")); /* zombie: kept */
 	bool empty = true;
