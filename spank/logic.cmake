@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The plugin's pure logic (no Slurm header): --uenv, --view and env.json,
 # plugstack.conf arguments, the job's share of the node, the job's namespace
-# from job_container/tmpfs. A static PIC library, linked into the plugin and
+# from job_container/tmpfs, what slurm.conf says. A static PIC library, linked into the plugin and
 # into the unit tests (which include this file themselves when the plugin is
 # not built, e.g. without slurm/spank.h).
 if(NOT TARGET hpcn_spank_logic)
@@ -9,6 +9,7 @@ if(NOT TARGET hpcn_spank_logic)
     ${CMAKE_CURRENT_LIST_DIR}/joblimits.c
     ${CMAKE_CURRENT_LIST_DIR}/jobns.c
     ${CMAKE_CURRENT_LIST_DIR}/plugargs.c
+    ${CMAKE_CURRENT_LIST_DIR}/slurmconf.c
     ${CMAKE_CURRENT_LIST_DIR}/uenv_spec.c
     ${CMAKE_CURRENT_LIST_DIR}/view.c)
   set_target_properties(hpcn_spank_logic PROPERTIES POSITION_INDEPENDENT_CODE ON)

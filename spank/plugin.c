@@ -4,9 +4,13 @@
  * file of its context; nothing here but routing. Never abort, exit or
  * crash inside slurmstepd: every path returns.
  */
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
+#include "slurmconf.h"
+#include "util.h" /* hpcn_read_file_at */
 
 SPANK_PLUGIN(hpc_node, 1);
 
@@ -29,6 +33,27 @@ static int parse_args(int ac, char **av)
 	return 0;
 }
 
+/* What the plugin will do beside the node's Slurm plugins (slurmconf.h):
+ * informational, each step finds out for itself. */
+static void log_slurm_configuration(void)
+{
+	const char *path = getenv("SLURM_CONF") ? getenv("SLURM_CONF") : "/etc/slurm/slurm.conf";
+	size_t cap = 1u << 20;
+	char *text = malloc(cap), summary[512];
+	struct hpcn_slurmconf conf;
+
+	if (!text || hpcn_read_file_at(AT_FDCWD, path, text, cap) < 0) {
+		log_verbose("Slurm configuration: cannot read %s (configless?): job_container/tmpfs "
+			    "and Slurm's cgroups are found per step", path);
+		free(text);
+		return;
+	}
+	hpcn_slurmconf_parse(text, &conf);
+	free(text);
+	hpcn_slurmconf_summary(&conf, summary, sizeof(summary));
+	log_info("Slurm configuration (%s): %s", path, summary);
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
 	if (parse_args(ac, av) < 0)
@@ -40,6 +65,7 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 		return hpcn_options_register(sp);
 	case S_CTX_SLURMD:
 		/* Once, at slurmd's start, in its log. */
+		log_slurm_configuration();
 		if (hpcn_ctx.args.job_container_base[0])
 			log_info("plugstack.conf: job_container_base= is no longer needed and is "
 				 "ignored: each job's job_container/tmpfs namespace is found from "

@@ -422,10 +422,6 @@ int hpcn_remote_task_init_privileged(spank_t sp)
 	}
 	if (apply_views(sp, &err) < 0)
 		return step_error(sp, err.message);
-	/* Ours, for the node: not the user's program's (nor a nested job's,
-	 * whose srun sets its own). */
-	spank_unsetenv(sp, "HPCN_UENV_REQUESTED");
-	spank_unsetenv(sp, "HPCN_UENV_RESOLVED");
 	if (hpcn_ctx.batch_env_fallback && inherit_batch_env(sp) < 0)
 		return -1;
 	return 0;

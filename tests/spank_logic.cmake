@@ -14,3 +14,5 @@ hpcn_add_test(test_joblimits SOURCES unit/test_joblimits.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_jobns SOURCES unit/test_jobns.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
+hpcn_add_test(test_slurmconf SOURCES unit/test_slurmconf.c
+  LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)

@@ -95,6 +95,9 @@ _srun_probe() { # tag srun-args...
 	plugstack cgroup=on
 	_srun_probe cg-plain
 	_assert_private "$output" cg-plain
+	# slurmd's log said at start what the plugin does beside it.
+	grep -q "hpc-node: Slurm configuration ($SLURM_CONF): job_container/tmpfs: each step is built on its job's namespace" \
+		"$HPCN_LOGS/slurmd.log"
 }
 
 @test "cgroup=off: srun --uenv keeps the job's /tmp, the image on top (it got the host's)" {
@@ -123,6 +126,10 @@ _srun_probe() { # tag srun-args...
 
 @test "fallback=local (no helper): srun --uenv keeps the job's /tmp, the image on top" {
 	plugstack fallback=local
+	# The helper's mounts of earlier tests go first (a stopped helper keeps
+	# its mounts): the loop devices counted below are the fallback's.
+	wait_for -t 30 plugin_no_mounts
+	wait_for -t 30 plugin_no_loop_devices
 	cluster_stop_helper
 	_srun_probe fb-uenv --uenv="$IMG_APP"
 	[[ $stderr == *"fallback=local"* ]]

@@ -101,6 +101,8 @@ _helper_scope() { # alloc
 				! grep -q "^$t cg v2 .*workload.slice" <<<"$output" || false
 			fi
 		done
+		grep -q "hpc-node: Slurm configuration ($SLURM_CONF): no job_container/tmpfs; proctrack/cgroup, task/cgroup: tasks stay in Slurm's cgroups" \
+			"$HPCN_LOGS/slurmd.log"
 		# task/affinity + ConstrainCores: one core each, not the same one.
 		[ "$(sed -n 's/^[01] cpus //p' <<<"$output" | sort -u | wc -l)" -eq 2 ]
 		# Nothing left: Slurm's step cgroup, the helper's scope and allocation.
