@@ -23,9 +23,7 @@ setup_file() {
 }
 
 teardown_file() {
-	local T=$HPCN_T cg=$HPCN_CGROUP_ROOT
-	cluster_stop
-	cluster_assert_gone "$T" "$cg"
+	cluster_stop_checked
 }
 
 teardown() {

@@ -25,14 +25,12 @@ setup_file() {
 }
 
 teardown_file() {
-	local T=$HPCN_T cg=$HPCN_CGROUP_ROOT
-	cluster_stop
-	cluster_assert_gone "$T" "$cg"
+	cluster_stop_checked
 }
 
 setup() {
 	# Every test starts with a running helper.
-	_cl_alive "$(_cl_pid_of helper)" || cluster_start_helper
+	cluster_ensure_helper
 }
 
 teardown() {

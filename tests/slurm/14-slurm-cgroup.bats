@@ -39,13 +39,11 @@ EOF
 }
 
 teardown_file() {
-	local T=$HPCN_T cg=$HPCN_CGROUP_ROOT
-	cluster_stop
-	cluster_assert_gone "$T" "$cg"
+	cluster_stop_checked
 }
 
 setup() {
-	_cl_alive "$(_cl_pid_of helper)" || cluster_start_helper
+	cluster_ensure_helper
 }
 
 teardown() {

@@ -32,9 +32,7 @@ EOF
 }
 
 teardown_file() {
-	local T=$HPCN_T cg=$HPCN_CGROUP_ROOT
-	cluster_stop
-	cluster_assert_gone "$T" "$cg"
+	cluster_stop_checked
 }
 
 teardown() {

@@ -446,6 +446,11 @@ cluster_start_helper() {
 		_cl_die "hpc-node-helper (pid $pid) not ready: no $HPCN_READY naming it" || return 1
 }
 
+# For setup(): a test that stopped the helper leaves the next one a new one.
+cluster_ensure_helper() {
+	_cl_alive "$(_cl_pid_of helper)" || cluster_start_helper
+}
+
 # SIGTERM (or the given signal) to the helper, SIGKILL after 5 s.
 # shellcheck disable=SC2120
 cluster_stop_helper() {
@@ -727,6 +732,15 @@ cluster_stop() {
 	else
 		_cl_msg "NOT removing $HPCN_T: mounts remain"
 	fi
+	return $rc
+}
+
+# For teardown_file(): stop the cluster, then fail naming whatever of it
+# is left.
+cluster_stop_checked() {
+	local T=$HPCN_T cg=$HPCN_CGROUP_ROOT rc=0
+	cluster_stop || rc=1
+	cluster_assert_gone "$T" "$cg" || rc=1
 	return $rc
 }
 
