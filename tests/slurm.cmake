@@ -47,7 +47,7 @@ else()
       ENVIRONMENT "${_env}"
       LABELS slurm
       RUN_SERIAL TRUE
-      TIMEOUT 600)
+      TIMEOUT 3000)
   endforeach()
 endif()
 unset(_missing)

@@ -53,22 +53,28 @@ _running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster o
 	plugstack
 	local out=$HPCN_WORK/helper-kill.out id bg
 	# Reads a file of the image in a loop, before, during and after.
+	# It reads until the test says the restart is checked (helper-kill.stop),
+	# bounded against hangs by the wall clock, never by a count of reads.
 	as_user sh -c "srun --uenv='$IMG_APP' sh -c '
-		i=0
-		while [ \$i -lt 30 ]; do
+		end=\$((\$(date +%s) + 600))
+		while [ ! -e helper-kill.stop ] && [ \$(date +%s) -lt \$end ]; do
 			cat /user-environment/meta/env.json >/dev/null || exit 7
-			[ \$i -eq 0 ] && touch helper-kill.started
-			sleep 0.1; i=\$((i + 1))
+			touch helper-kill.started
+			sleep 0.1
 		done
 		/user-environment/bin/hello survived' >'$out' 2>&1; echo rc=\$? >>'$out'" &
 	bg=$!
-	wait_for -t 20 test -e "$HPCN_WORK/helper-kill.started"
+	wait_for -t 120 test -e "$HPCN_WORK/helper-kill.started"
 	id=$(squeue -h -o %A)
 	_plugin_has_allocation "job_$id"
 	cluster_stop_helper KILL
 	cluster_start_helper
 	# The restarted helper knows the running step again (WI6).
 	_plugin_has_allocation "job_$id"
+	# The step reads its image after the restart too, then stops.
+	rm -f "$HPCN_WORK/helper-kill.started"
+	wait_for -t 120 test -e "$HPCN_WORK/helper-kill.started"
+	touch "$HPCN_WORK/helper-kill.stop"
 	wait "$bg"
 	cat "$out"
 	[ "$(cat "$out")" = "$(uenv_hello_marker app survived)"$'\n'rc=0 ]
@@ -76,9 +82,9 @@ _running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster o
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(uenv_hello_marker app later)" ]
 	plugin_wait_no_allocation "job_$id"
-	wait_for -t 10 plugin_no_mounts
-	wait_for -t 5 plugin_no_loop_devices
-	rm -f "$HPCN_WORK/helper-kill.started"
+	wait_for -t 60 plugin_no_mounts
+	wait_for -t 60 plugin_no_loop_devices
+	rm -f "$HPCN_WORK/helper-kill.started" "$HPCN_WORK/helper-kill.stop"
 }
 
 @test "slurmstepd SIGKILLed mid-step: after the epilog and the hold time nothing of the job is left" {
@@ -88,18 +94,18 @@ _running_step_pid() { # jobid.stepid -> pid of its slurmstepd, of this cluster o
 	local id pid
 	id=$(as_user sbatch --parsable -o /dev/null -e /dev/null \
 		--wrap "srun --uenv='$IMG_APP' sh -c 'touch stepd-kill.started; exec sleep 300'")
-	wait_for -t 20 test -e "$HPCN_WORK/stepd-kill.started"
+	wait_for -t 120 test -e "$HPCN_WORK/stepd-kill.started"
 	pid=$(_running_step_pid "$id.0")
 	[[ $pid =~ ^[0-9]+$ ]]
 	_plugin_has_allocation "job_$id"
 	[ "$(count_loop_devices_for "$IMG_APP")" -eq 1 ]
 	kill -KILL "$pid"
 	scancel "$id"
-	wait_for -t 30 cluster_epilog_ran "$id"
+	wait_for -t 120 cluster_epilog_ran "$id"
 	plugin_wait_no_allocation "job_$id"
-	wait_for -t 10 plugin_no_mounts
-	wait_for -t 5 plugin_no_loop_devices
-	wait_for -t 5 eval '[[ -z $(pgrep -u "$HPCN_TEST_USER" -f "sleep 300") ]]'
+	wait_for -t 120 plugin_no_mounts
+	wait_for -t 120 plugin_no_loop_devices
+	wait_for -t 120 eval '[[ -z $(pgrep -u "$HPCN_TEST_USER" -f "sleep 300") ]]'
 	rm -f "$HPCN_WORK/stepd-kill.started"
 }
 
@@ -139,7 +145,7 @@ $(uenv_hello_marker tools t)" ]
 	# The user is told once per node (one here), naming the cause.
 	[ "$(grep -c 'hpc-node: warning: handoff socket unavailable: .*: No such file or directory; fallback=local: the images are mounted in a private namespace of this step (reduced isolation)$' <<<"$stderr")" -eq 1 ]
 	# The namespace went with the step: no loop device, no mount on the host.
-	wait_for -t 5 plugin_no_loop_devices
+	wait_for -t 120 plugin_no_loop_devices
 	! grep -qE ' /user-(environment|tools) .* - squashfs ' /proc/self/mountinfo || false
 	# Bad input is still refused by the fallback: the image is opened as the user.
 	cp "$IMG_APP" "$HPCN_T/images/secret-fb.sqfs"
@@ -164,7 +170,7 @@ $(uenv_hello_marker tools t)" ]
 	# The helper may have acted on the request: no fallback beside it.
 	[ "$(grep -c "fallback=local: mounting" "$HPCN_LOGS/slurmd.log" || true)" -eq "$before" ]
 	# What the helper made of the late request goes (its client left).
-	wait_for -t 15 eval '[[ $(helper_status_json | jq ".allocations | length") == 0 ]]'
+	wait_for -t 120 eval '[[ $(helper_status_json | jq ".allocations | length") == 0 ]]'
 }
 
 @test "namespaces=mount,pid,net and cgroup=on: own pid and net namespaces, tasks in the step's scope" {

@@ -126,8 +126,8 @@ _srun_probe() { # tag srun-args...
 	plugstack fallback=local
 	# The helper's mounts of earlier tests go first (a stopped helper keeps
 	# its mounts): the loop devices counted below are the fallback's.
-	wait_for -t 30 plugin_no_mounts
-	wait_for -t 30 plugin_no_loop_devices
+	wait_for -t 120 plugin_no_mounts
+	wait_for -t 120 plugin_no_loop_devices
 	cluster_stop_helper
 	_srun_probe fb-uenv --uenv="$IMG_APP"
 	[[ $stderr == *"fallback=local"* ]]
@@ -138,7 +138,7 @@ _srun_probe() { # tag srun-args...
 	_assert_private "$output" fb-cg
 	_assert_image "$output" fb-cg
 	# The step's own namespace went with it: its loop devices too.
-	wait_for -t 30 plugin_no_loop_devices
+	wait_for -t 120 plugin_no_loop_devices
 }
 
 @test "the batch step and its steps share the job's /tmp, with and without --uenv, cgroup=on and off" {
@@ -156,7 +156,7 @@ _srun_probe() { # tag srun-args...
 				srun '$HPCN_WORK/probe' step-$cg-$u
 				srun --uenv='$IMG_APP' cat /tmp/hpcn-jc-shared")
 			[[ $id =~ ^[0-9]+$ ]]
-			wait_for -t 60 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
+			wait_for -t 120 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
 			cat "$out"
 			[ "$(sed -n 's/^[^ ]* job=//p' "$out" | sort -u)" = "$id" ]
 			_assert_private "$(cat "$out")" "batch-$cg-$u"
@@ -232,8 +232,8 @@ _ns_of() { # pid job
 			srun $uenv sh -c 'echo from-step-$cg >/tmp/hpcn-jc-extern; echo step-done'
 			sleep 300")
 		[[ $id =~ ^[0-9]+$ ]]
-		wait_for -t 30 grep -q step-done "$out"
-		wait_for -t 30 eval "[[ -n \$(_extern_pid $id) ]]"
+		wait_for -t 120 grep -q step-done "$out"
+		wait_for -t 120 eval "[[ -n \$(_extern_pid $id) ]]"
 		pid=$(_extern_pid "$id")
 		echo "extern step process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")): $(_ns_of "$pid" "$id")"
 		# Without the plugin Slurm decides; with it, the same.
@@ -246,9 +246,9 @@ _ns_of() { # pid job
 		! helper_status_json | jq -e --arg a "job_$id.extern" \
 			'any(.allocations[]; .allocation_id == $a)' >/dev/null || false
 		scancel "$id"
-		wait_for -t 30 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
+		wait_for -t 120 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
 		plugin_wait_no_allocation "job_$id"
 		# Slurm removed the job's directory: no pin of ours kept it.
-		wait_for -t 30 eval "[[ ! -e $HPCN_JC_BASE/localhost/$id ]]"
+		wait_for -t 120 eval "[[ ! -e $HPCN_JC_BASE/localhost/$id ]]"
 	done
 }

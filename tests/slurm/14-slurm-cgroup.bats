@@ -105,7 +105,7 @@ _helper_scope() { # alloc
 		[ "$(sed -n 's/^[01] cpus //p' <<<"$output" | sort -u | wc -l)" -eq 2 ]
 		# Nothing left: Slurm's step cgroup, the helper's scope and allocation.
 		plugin_wait_no_allocation "job_$id"
-		wait_for -t 30 eval "[[ ! -d $(_slurm_cg freezer "$id")/step_0 ]]"
+		wait_for -t 120 eval "[[ ! -d $(_slurm_cg freezer "$id")/step_0 ]]"
 		[[ ! -d $(_helper_scope "job_$id.0") ]]
 	done
 }
@@ -129,7 +129,7 @@ _helper_scope() { # alloc
 		[[ $output == *"$(uenv_hello_marker app before)"* ]]
 		[[ $output != *survived* ]]
 		[[ $stderr == *"oom"* || $stderr == *"OOM"* ]]
-		wait_for -t 30 eval "[[ \$(helper_status_json | jq '.allocations | length') == 0 ]]"
+		wait_for -t 120 eval "[[ \$(helper_status_json | jq '.allocations | length') == 0 ]]"
 	done
 }
 
@@ -145,21 +145,21 @@ _helper_scope() { # alloc
 		[ "$status" -eq 0 ]
 		pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$output")
 		id=$(sed -n 's/.* job=//p' <<<"$output")
-		wait_for -t 30 eval "! _cl_alive $pid"
+		wait_for -t 120 eval "! _cl_alive $pid"
 		plugin_wait_no_allocation "job_$id"
 		# A running step, cancelled.
 		id=$(as_user sbatch --parsable --uenv="$IMG_APP" --wrap \
 			"srun sh -c 'echo up; exec sleep 300'")
-		wait_for -t 30 eval "helper_status_json | jq -e --arg a job_$id.0 \
+		wait_for -t 120 eval "helper_status_json | jq -e --arg a job_$id.0 \
 			'any(.allocations[]; .allocation_id == \$a)'"
 		scancel "$id"
-		wait_for -t 30 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
+		wait_for -t 120 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
 		plugin_wait_no_allocation "job_$id"
-		wait_for -t 30 eval "[[ ! -d $(_slurm_cg freezer "$id") ]]"
+		wait_for -t 120 eval "[[ ! -d $(_slurm_cg freezer "$id") ]]"
 		[[ ! -d $HPCN_CGROUP_ROOT/workload.slice/job_$id.slice ]] || {
 			find "$HPCN_CGROUP_ROOT/workload.slice/job_$id.slice" -type d >&2
 			false
 		}
 	done
-	wait_for -t 30 plugin_no_loop_devices
+	wait_for -t 120 plugin_no_loop_devices
 }

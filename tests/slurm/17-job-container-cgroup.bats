@@ -76,11 +76,11 @@ _assert_task() { # out tag step
 		out=$HPCN_WORK/batch-$cg.out
 		id=$(as_user sbatch --parsable -n1 --uenv="$IMG_APP" -o "$out" --wrap \
 			"'$HPCN_WORK/probe' batch-$cg; srun '$HPCN_WORK/probe' step-$cg")
-		wait_for -t 60 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
+		wait_for -t 120 eval "! squeue -h -j $id 2>/dev/null | grep -q ."
 		cat "$out"
 		_assert_task "$(cat "$out")" "batch-$cg.0" batch
 		_assert_task "$(cat "$out")" "step-$cg.0" 0
 		plugin_wait_no_allocation "job_$id"
 	done
-	wait_for -t 30 plugin_no_mounts
+	wait_for -t 120 plugin_no_mounts
 }

@@ -72,16 +72,18 @@ _cl_pid_of() { # name -> pid recorded under $HPCN_T/pids
 
 # Stop one process: sig, then SIGKILL after timeout (seconds).
 _cl_kill_wait() { # pid timeout sig
-	local pid=$1 timeout=${2:-5} sig=${3:-TERM} i
+	local pid=$1 timeout=${2:-5} sig=${3:-TERM}
 	_cl_alive "$pid" || return 0
 	kill "-$sig" "$pid" 2>/dev/null
-	for ((i = 0; i < timeout * 20; i++)); do
+	local end=$((SECONDS + timeout))
+	while ((SECONDS < end)); do
 		_cl_alive "$pid" || return 0
 		sleep 0.05
 	done
 	_cl_msg "pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) ignored SIG$sig, SIGKILL"
 	kill -KILL "$pid" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
+	end=$((SECONDS + 60))
+	while ((SECONDS < end)); do
 		_cl_alive "$pid" || return 0
 		sleep 0.05
 	done
@@ -145,9 +147,10 @@ as_user() {
 # ---- polling ------------------------------------------------------------
 
 # wait_for [-t SECONDS] CMD...: run CMD every 0.1 s until it succeeds;
-# fail (with a message naming CMD) after SECONDS (default 10).
+# fail (with a message naming CMD) after SECONDS (default 60: a bound
+# against hangs, never a speed the machine must have).
 wait_for() {
-	local timeout=10 end
+	local timeout=60 end
 	if [[ ${1:-} == -t ]]; then
 		timeout=$2
 		shift 2
@@ -201,7 +204,8 @@ _cl_start_munge() {
 		</dev/null >>"$HPCN_LOGS/munged.stderr" 2>&1 3>&- &
 	pid=$!
 	echo "$pid" >"$HPCN_T/pids/munged"
-	for ((i = 0; i < 100; i++)); do
+	local end=$((SECONDS + 60))
+	while ((SECONDS < end)); do
 		[[ -S $d/munge.socket.2 ]] && return 0
 		_cl_alive "$pid" || break
 		sleep 0.05
@@ -262,7 +266,7 @@ Prolog=$T/prolog.sh
 Epilog=$T/epilog.sh
 ReturnToService=2
 KillWait=5
-MessageTimeout=5
+MessageTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
 MinJobAge=30
@@ -369,8 +373,8 @@ _cl_wait_slurm_ready() {
 	fi
 	_cl_port_listening "$HPCN_SLURMD_PORT" ||
 		_cl_die "slurmd does not listen on port $HPCN_SLURMD_PORT after 30 s" || return 1
-	wait_for -t 30 _cl_node_idle ||
-		_cl_die "node not idle after 30 s (sinfo: $(sinfo -h -o '%t %E' 2>&1))"
+	wait_for -t 120 _cl_node_idle ||
+		_cl_die "node not idle after 120 s (sinfo: $(sinfo -h -o '%t %E' 2>&1))"
 }
 
 # Restart slurmd (plugin changes need a restart, not a reconfigure). Fails
@@ -379,7 +383,7 @@ cluster_restart_slurmd() {
 	local pid
 	pid=$(_cl_pid_of slurmd)
 	[[ -n $pid ]] && _cl_kill_wait "$pid" 10
-	wait_for -t 10 _cl_port_free "$HPCN_SLURMD_PORT" || return 1
+	wait_for -t 60 _cl_port_free "$HPCN_SLURMD_PORT" || return 1
 	_cl_start_slurmd
 	_cl_wait_slurm_ready
 }
@@ -442,7 +446,7 @@ cluster_start_helper() {
 		</dev/null >>"$HPCN_LOGS/helper.log" 2>&1 3>&- &
 	pid=$!
 	echo "$pid" >"$HPCN_T/pids/helper"
-	wait_for -t 10 _cl_helper_ready "$pid" ||
+	wait_for -t 60 _cl_helper_ready "$pid" ||
 		_cl_die "hpc-node-helper (pid $pid) not ready: no $HPCN_READY naming it" || return 1
 }
 
@@ -461,7 +465,7 @@ cluster_stop_helper() {
 }
 
 helper_status_json() {
-	"$HPCN_NODECTL" --socket "$HPCN_SOCKET" status --json
+	"$HPCN_NODECTL" --socket "$HPCN_SOCKET" --timeout 60000 status --json
 }
 
 # ---- checks for tests ---------------------------------------------------
@@ -603,7 +607,7 @@ cluster_start() {
 	cluster_start_helper || { cluster_dump_logs; return 1; }
 	_cl_start_slurmctld
 	pid=$(_cl_pid_of slurmctld)
-	wait_for -t 20 _cl_listening_or_dead "$HPCN_SLURMCTLD_PORT" "$pid"
+	wait_for -t 60 _cl_listening_or_dead "$HPCN_SLURMCTLD_PORT" "$pid"
 	_cl_port_listening "$HPCN_SLURMCTLD_PORT" || {
 		if _cl_alive "$pid"; then
 			_cl_msg "slurmctld does not listen on port $HPCN_SLURMCTLD_PORT after 20 s"
@@ -641,7 +645,8 @@ _cl_kill_cgroup_tree() {
 	else
 		xargs -r kill -KILL <"$root/cgroup.procs" 2>/dev/null
 	fi
-	for ((i = 0; i < 100; i++)); do
+	local end=$((SECONDS + 60))
+	while ((SECONDS < end)); do
 		grep -q '^populated 0' "$root/cgroup.events" 2>/dev/null && break
 		sleep 0.05
 	done
@@ -664,7 +669,7 @@ cluster_stop() {
 		if [[ -n $ids ]]; then
 			# shellcheck disable=SC2086
 			scancel $ids 2>/dev/null
-			wait_for -t 15 _cl_no_jobs ||
+			wait_for -t 60 _cl_no_jobs ||
 				_cl_msg "jobs left at stop: $(squeue -h 2>&1 | head -5)"
 		fi
 	fi
@@ -689,7 +694,7 @@ cluster_stop() {
 	# SIGKILL is not death: a big process takes a moment to exit. Wait (at
 	# most 5 s each) so that nothing of ours is seen running afterwards.
 	for pid in $killed; do
-		wait_for -t 5 eval "! _cl_alive $pid" 2>/dev/null || true
+		wait_for -t 60 eval "! _cl_alive $pid" 2>/dev/null || true
 	done
 
 	cluster_stop_helper

@@ -11,7 +11,7 @@
 #                              srun SRUN-ARGS as the test user fails, prints the
 #                              line "srun: error: hpc-node: MSG", and no job
 #                              started (no job id, no prolog)
-#   plugin_wait_no_allocation GROUP   wait (10 s) until the helper has no
+#   plugin_wait_no_allocation GROUP   wait (60 s at most) until the helper has no
 #                              allocation of GROUP (e.g. job_12)
 #   plugin_no_mounts           the helper holds no uenv mount
 #   plugin_no_loop_devices     no loop device is backed by a test image
@@ -54,7 +54,7 @@ _plugin_has_allocation() { # group
 }
 
 plugin_wait_no_allocation() {
-	wait_for -t 10 eval "! _plugin_has_allocation '$1'" || {
+	wait_for -t 60 eval "! _plugin_has_allocation '$1'" || {
 		helper_status_json | jq -c '.allocations' >&2
 		return 1
 	}
@@ -108,5 +108,5 @@ fi
 plugin_cancel_jobs() {
 	[[ -n $(squeue -h -o %A 2>/dev/null) ]] || return 0
 	scancel -u "$HPCN_TEST_USER" 2>/dev/null
-	wait_for -t 20 _cl_no_jobs
+	wait_for -t 60 _cl_no_jobs
 }
