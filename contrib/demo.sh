@@ -284,12 +284,12 @@ start() {
 	heading "While a job uses the image: hpc-nodectl status"
 	rm -f "$HPCN_WORK/release"
 	as_user srun --uenv="$image" --view=default sh -c \
-		"hello holding; i=0; while [ ! -e $HPCN_WORK/release ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i+1)); done" \
+		"hello holding; end=\$((\$(date +%s) + 600)); while [ ! -e $HPCN_WORK/release ] && [ \$(date +%s) -lt \$end ]; do sleep 0.1; done" \
 		>"$HPCN_WORK/holding.out" 2>>"$log" &
 	bg=$!
 	# The task runs (its first line arrived) and holds the image.
-	if ! wait_for -t 30 grep -qxF "$(uenv_hello_marker demo holding)" "$HPCN_WORK/holding.out" ||
-		! wait_for -t 10 refcount_is "$image" 1 2>>"$log"; then
+	if ! wait_for -t 120 grep -qxF "$(uenv_hello_marker demo holding)" "$HPCN_WORK/holding.out" ||
+		! wait_for -t 60 refcount_is "$image" 1 2>>"$log"; then
 		touch "$HPCN_WORK/release"
 		wait "$bg" || true
 		die "the helper does not show $image with refcount 1 while a job runs"
