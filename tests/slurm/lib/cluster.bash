@@ -22,7 +22,9 @@
 #   HPCN_READY     the test helper's ready file
 #   HPCN_HELPER_CONF, HPCN_HELPER_STATE, HPCN_HELPER_AUDIT, HPCN_MOUNT_BASE
 #   HPCN_CGROUP_ROOT  the helper's [cgroup] root: a fresh subtree we own
-#   HPCN_PLUGIN    $HPCN_BUILD_DIR/spank/spank_hpc_node.so
+#   HPCN_PLUGIN    $HPCN_BUILD_DIR/spank/spank_hpc_node.so (a copy under
+#                  $HPCN_T with job_container/tmpfs: srun inside a job sees
+#                  the job's /tmp, where a build tree under /tmp is hidden)
 #   HPCN_NODECTL   $HPCN_BUILD_DIR/helper/hpc-nodectl
 #   HPCN_MARKERS   where the Prolog/Epilog scripts write (prolog.log, epilog.log)
 #   HPCN_LOGS      the daemons' logs
@@ -597,6 +599,12 @@ cluster_start() {
 	done
 	_cl_exports
 
+	if [[ ${HPCN_SLURM_JOB_CONTAINER:-0} == 1 && -e $HPCN_PLUGIN ]]; then
+		mkdir -p "$HPCN_T/lib"
+		cp "$HPCN_PLUGIN" "$HPCN_T/lib/" || return 1
+		HPCN_PLUGIN=$HPCN_T/lib/spank_hpc_node.so
+		export HPCN_PLUGIN
+	fi
 	: >"$HPCN_T/plugstack.conf"
 	chmod 0644 "$HPCN_T/plugstack.conf"
 	_cl_write_slurm_conf
