@@ -17,10 +17,10 @@
 
 #include <hpcnode/hpcnode.h>
 
-#include "audit.h"
-#include "cgroup.h"
+#include "audit/audit.h"
+#include "cgroup/cgroup.h"
 #include "config.h"
-#include "registry.h"
+#include "registry/registry.h"
 #include "util.h"
 
 struct hpcn_conn {

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "context.h"
-#include "image.h"
-#include "loopdev.h"
-#include "squashfs.h"
+#include "image/image.h"
+#include "image/loopdev.h"
+#include "image/squashfs.h"
 
 /* Images each opened within the helper's 10 s, mounted: well under this. */
 #define HPCN_FALLBACK_TIMEOUT_MS 60000

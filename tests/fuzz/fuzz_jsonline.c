@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "jsonline.h"
+#include "audit/jsonline.h"
 
 /* Is s (len bytes, no NUL) what jansson calls valid UTF-8? */
 static bool valid_utf8(const char *s, size_t len)

@@ -17,8 +17,8 @@
 #include <hpcnode/constants.h>
 
 #include "fuzz.h"
-#include "image.h"
-#include "mountinfo.h"
+#include "image/image.h"
+#include "image/mountinfo.h"
 
 #define BASE "/run/pact/uenv"
 

@@ -18,7 +18,7 @@
 #include <hpcnode/hpcnode.h>
 
 #include "fuzz.h"
-#include "registry.h"
+#include "registry/registry.h"
 
 static void check_number(json_t *j, const char *key, long long have)
 {

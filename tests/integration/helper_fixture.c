@@ -23,9 +23,9 @@
 #include <hpcnode/readiness.h>
 #include <hpcnode/wire.h>
 
-#include "cgroup.h"
-#include "loopdev.h"
-#include "mountinfo.h"
+#include "cgroup/cgroup.h"
+#include "image/loopdev.h"
+#include "image/mountinfo.h"
 #include "helper_fixture.h"
 
 static const char *const mount_points[2] = { "/user-environment", "/user-tools" };

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loopdev.h"
-#include "mountinfo.h"
+#include "image/loopdev.h"
+#include "image/mountinfo.h"
 #include "sqfs_fixture.h"
 
 static int write_file(const char *path, const char *data, size_t len, mode_t mode)

@@ -29,7 +29,7 @@
 
 #include <cmocka.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"

@@ -34,7 +34,7 @@
 #include <hpcnode/wire.h>
 
 #include "helper_fixture.h"
-#include "loopdev.h"
+#include "image/loopdev.h"
 #include "sqfs_fixture.h"
 
 #define NODECTL HPCN_BINARY_DIR "/helper/hpc-nodectl"

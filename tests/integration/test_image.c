@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "image.h"
+#include "image/image.h"
 #include "sqfs_fixture.h"
 
 #define NOBODY 65534

@@ -27,11 +27,11 @@
 
 #include <cmocka.h>
 
-#include "image.h"
-#include "loopdev.h"
-#include "mountinfo.h"
+#include "image/image.h"
+#include "image/loopdev.h"
+#include "image/mountinfo.h"
 #include "sqfs_fixture.h"
-#include "squashfs.h"
+#include "image/squashfs.h"
 #include "util.h"
 
 #define NOBODY 65534

@@ -39,7 +39,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "ns.h"
+#include "ns/ns.h"
 #include "util.h"
 
 #define MAX_TRACK 16

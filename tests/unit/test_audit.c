@@ -18,8 +18,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "audit.h"
-#include "jsonline.h"
+#include "audit/audit.h"
+#include "audit/jsonline.h"
 #include "log.h"
 
 struct capture {

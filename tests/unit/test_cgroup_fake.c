@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "cgroup.h"
+#include "cgroup/cgroup.h"
 
 /* Paths here are short mkdtemp names; gcc cannot know that. */
 #if defined(__GNUC__) && !defined(__clang__)

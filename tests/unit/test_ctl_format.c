@@ -17,7 +17,7 @@
 
 #include <hpcnode/hpcnode.h>
 
-#include "ctl_format.h"
+#include "ctl/ctl_format.h"
 
 /* ---- capturing output ---- */
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "image.h"
+#include "image/image.h"
 
 static void assert_round_trip(const struct hpcn_image_id *id)
 {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "mountinfo.h"
+#include "image/mountinfo.h"
 
 /* A copy of one entry, the strings owned. */
 struct rec {

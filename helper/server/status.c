@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "mountinfo.h"
+#include "image/mountinfo.h"
 
 static json_t *rfc3339(int64_t t)
 {

@@ -20,7 +20,7 @@
 
 #include <hpcnode/hpcnode.h>
 
-#include "image.h"
+#include "image/image.h"
 #include "util.h"
 
 

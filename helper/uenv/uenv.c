@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "image.h"
+#include "image/image.h"
 #include "log.h"
-#include "mountinfo.h"
-#include "ns.h"
-#include "squashfs.h"
+#include "image/mountinfo.h"
+#include "ns/ns.h"
+#include "image/squashfs.h"
 
 struct hpcn_uenv_entry *hpcn_uenv_find(struct hpcn_helper *h, const char *key)
 {

@@ -21,8 +21,8 @@
 
 #include "daemon.h"
 #include "log.h"
-#include "mountinfo.h"
-#include "ns.h"
+#include "image/mountinfo.h"
+#include "ns/ns.h"
 
 /* A new allocation whose client went away before any process showed up is
  * kept this long before the helper ends it (the tasks may still be coming). */
