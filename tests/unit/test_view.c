@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "envjson.h"
 #include "view.h"
 
 /* ---- --view argument ---- */
