@@ -5,6 +5,8 @@ hpcn_add_test(test_uenv_spec SOURCES unit/test_uenv_spec.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_view SOURCES unit/test_view.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
+hpcn_add_test(test_envjson SOURCES unit/test_envjson.c
+  LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_plugargs SOURCES unit/test_plugargs.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_joblimits SOURCES unit/test_joblimits.c
