@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "envjson.h"
 #include "joblimits.h"
 #include "jobns.h"
 #include "util.h" /* _cleanup_close_ */

@@ -16,10 +16,6 @@ set(HPCN_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR}/fuzz)
 set(HPCN_FUZZ_TARGETS protocol config mountinfo uenv_view envjson registry jsonline)
 set(HPCN_FUZZ_SMOKE_SECONDS 10 CACHE STRING "Seconds per target of the fuzz_smoke test")
 
-if(NOT TARGET hpcn_spank_logic)
-  include(${PROJECT_SOURCE_DIR}/spank/logic.cmake)
-endif()
-
 # What each target needs from the normal build (replay executables).
 set(_fuzz_libs_protocol  hpcnode_static)
 set(_fuzz_libs_config    hpcn_helper_core)

@@ -1,12 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # Pure logic of the SPANK plugin: --uenv, --view/env.json, plugstack.conf args.
-# These need no Slurm: build the library here when spank/ is not built.
-if(NOT TARGET hpcn_spank_logic)
-  include(${PROJECT_SOURCE_DIR}/spank/logic.cmake)
-endif()
+# These need no Slurm (hpcn_spank_logic is built even without the plugin).
 hpcn_add_test(test_uenv_spec SOURCES unit/test_uenv_spec.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_view SOURCES unit/test_view.c
+  LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
+hpcn_add_test(test_envjson SOURCES unit/test_envjson.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)
 hpcn_add_test(test_plugargs SOURCES unit/test_plugargs.c
   LIBS hpcn_spank_logic LABELS unit TIMEOUT 30)

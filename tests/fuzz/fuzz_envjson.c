@@ -8,7 +8,7 @@
  * Without a --view part, every view of the first image whose name is a
  * valid --view is applied, in file order. The environment lives in memory,
  * behind the same callbacks the SPANK glue passes. Properties checked, from
- * view.h:
+ * envjson.h and view.h:
  *  - a refused file gives InvalidArgument and no object; an accepted one has
  *    named views, and changes only to valid variable names;
  *  - when hpcn_view_check_names() refuses, hpcn_view_apply() refuses too and
@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "envjson.h"
 #include "fuzz.h"
 #include "view.h"
 
