@@ -71,7 +71,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 failed=()
 for t in "${targets[@]}"; do
-	exe=$build/tests/fuzz_$t
+	exe=$build/tests/fuzz/fuzz_$t
 	[ -x "$exe" ] || die "$exe is missing"
 	corpus=$work/corpus-$t
 	regressions=$fuzzdir/regressions/$t

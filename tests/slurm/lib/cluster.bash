@@ -330,7 +330,7 @@ _cl_start_slurmctld() {
 
 # Sanitizer runtimes for slurmd (hence slurmstepd) and the test user's
 # commands, so that an instrumented plugin loads (HPCN_SLURM_PRELOAD, set by
-# tests/slurm.cmake in sanitizer builds). Slurm itself leaks by design.
+# tests/slurm/CMakeLists.txt in sanitizer builds). Slurm itself leaks by design.
 _cl_preload_env() {
 	if [[ -n ${HPCN_SLURM_PRELOAD:-} ]]; then
 		echo "LD_PRELOAD=$HPCN_SLURM_PRELOAD"
