@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cgroup v2, workload side: root detection, RI1 path checks and the
- * no-symlink walk, hierarchy/slice/scope creation, attach, kill, removal.
- * Limits are in cgroup_limits.c, metrics in cgroup_metrics.c, the kernel's
- * line formats in cgroup_format.c.
+ * cgroup v2, workload side: root detection, hierarchy/slice/scope creation,
+ * attach, kill, removal. RI1 path checks, the no-symlink walk and the other
+ * file operations are in cgroup_fs.c, limits in cgroup_limits.c, metrics in
+ * cgroup_metrics.c, the kernel's line formats in cgroup_format.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +12,6 @@
 #include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,32 +21,15 @@
 #include <hpcnode/slice.h>
 
 #include "cgroup.h"
+#include "cgroup_fs.h"
 #include "cgroup_internal.h"
 
-/* Depth bound of recursive walks (kill fallback, removal): cgroupfs nests
- * far less than this in our layout, and a fake tree must not recurse forever. */
-#define CG_MAX_DEPTH 32
 /* Passes of the SIGKILL fallback: a forking process may add pids between
  * reading cgroup.procs and the kill; the freeze makes one pass enough. */
 #define CG_KILL_PASSES 4
 /* Wake up at least this often while waiting for "populated 0": POLLPRI is
  * the fast path; the bound covers a fake tree, where poll never fires. */
 #define CG_POLL_SLICE_MS 50
-
-int cg_warn(struct hpcn_strv *warnings, struct hpcn_error *err, const char *fmt, ...)
-{
-	char buf[HPCN_ERROR_MESSAGE_MAX];
-	va_list ap;
-
-	if (!warnings)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (hpcn_strv_addf(warnings, "%s", buf) < 0)
-		return hpcn_error_set_errno(err, HPCN_E_INTERNAL, ENOMEM, NULL, "warning");
-	return 0;
-}
 
 /* ---- root detection ---- */
 
@@ -187,211 +169,7 @@ void hpcn_cgroup_close(struct hpcn_cgroup *cg)
 	hpcn_closep(&cg->root_fd);
 }
 
-/* ---- RI1 ---- */
-
-int cg_check_path(const struct hpcn_cgroup *cg, const char *path, enum cg_access acc,
-		  char *norm, size_t cap, struct hpcn_error *err)
-{
-	enum hpcn_slice_owner owner = HPCN_OWNER_NONE;
-
-	if (!path)
-		return hpcn_error_set(err, HPCN_E_INVALID_ARGUMENT, "no cgroup path given", NULL);
-	if (hpcn_slice_owner_strict(cg->root, path, &owner, norm, cap) < 0) {
-		if (errno == ENAMETOOLONG)
-			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
-					       "cgroup path '%.256s' is too long", path);
-		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
-				       "cgroup path '%.512s' is not inside the cgroup root %s",
-				       path, cg->root);
-	}
-	if (acc == CG_READ)
-		return 0;
-	if (owner == HPCN_OWNER_PACT)
-		return hpcn_error_set(err, HPCN_E_CGROUP_PERMISSION_DENIED, norm,
-				      hpcn_slice_owner_name(HPCN_OWNER_PACT));
-	if (owner != HPCN_OWNER_WORKLOAD)
-		return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
-				       "cgroup path '%.512s' is outside " HPCN_SLICE_WORKLOAD_ROOT
-				       ", which is the only slice this helper writes (RI1)", path);
-	if (acc == CG_WRITE_BELOW && strcmp(norm, HPCN_SLICE_WORKLOAD_ROOT) == 0)
-		return hpcn_error_set(err, HPCN_E_DENIED,
-				      "refusing to act on " HPCN_SLICE_WORKLOAD_ROOT
-				      " itself: only the slices and scopes below it", NULL);
-	return 0;
-}
-
-/* ---- the no-symlink walk ---- */
-
-/* Walk the first len bytes of norm; messages name all of norm. */
-static int walk_n(const struct hpcn_cgroup *cg, const char *norm, size_t len,
-		  struct hpcn_error *err)
-{
-	_cleanup_close_ int fd = -1;
-	struct stat rst, st;
-	const char *p = norm, *end = norm + len;
-
-	fd = openat(cg->root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &rst) < 0)
-		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL, "%s", cg->root);
-	while (p < end) {
-		char comp[NAME_MAX + 1];
-		size_t n = strcspn(p, "/");
-		int nfd;
-
-		if (n > (size_t)(end - p))
-			n = (size_t)(end - p);
-
-		if (n == 0 || n > NAME_MAX)
-			return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
-					       "bad component in cgroup path '%s'", norm);
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (nfd < 0) {
-			int e = errno;
-
-			if (e == ENOENT)
-				return hpcn_error_set(err, HPCN_E_CGROUP_NOT_FOUND, norm, NULL);
-			if (e == ELOOP || e == ENOTDIR)
-				return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
-						       "cgroup path '%s': component '%s' is a "
-						       "symlink or not a directory", norm, comp);
-			return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, e, NULL,
-						    "open %s/%s", cg->root, norm);
-		}
-		hpcn_closep(&fd);
-		fd = nfd;
-		/* A bind mount on a cgroup directory could lead elsewhere. */
-		if (fstat(fd, &st) < 0)
-			return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
-						    "stat %s/%s", cg->root, norm);
-		if (st.st_dev != rst.st_dev)
-			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
-					       "cgroup path '%s': component '%s' is on another "
-					       "filesystem than %s", norm, comp, cg->root);
-		p += n;
-		if (p < end && *p == '/')
-			p++;
-	}
-	return hpcn_take_fd(&fd);
-}
-
-int cg_walk(const struct hpcn_cgroup *cg, const char *norm, struct hpcn_error *err)
-{
-	return walk_n(cg, norm, strlen(norm), err);
-}
-
-/* ---- interface files ---- */
-
-int cg_write(const struct hpcn_cgroup *cg, int dirfd, const char *name, const char *value)
-{
-	_cleanup_close_ int fd = -1;
-	bool lines = strcmp(name, "io.max") == 0;
-	char buf[512];
-	size_t len;
-	ssize_t n;
-
-	if (!(cg->flags & HPCN_CGROUP_FAKE))
-		return hpcn_write_file_at(dirfd, name, value);
-	/* The fake keeps what the kernel would show: the last value, or one
-	 * line per device for io.max. No O_CREAT: a missing file is ENOENT. */
-	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (lines ? O_APPEND : O_TRUNC));
-	if (fd < 0)
-		return -1;
-	len = (size_t)snprintf(buf, sizeof(buf), "%s%s", value, lines ? "\n" : "");
-	if (len >= sizeof(buf)) {
-		errno = EINVAL;
-		return -1;
-	}
-	n = write(fd, buf, len);
-	if (n < 0)
-		return -1;
-	if ((size_t)n != len) {
-		errno = EIO;
-		return -1;
-	}
-	return 0;
-}
-
-unsigned cg_read_controllers(int dirfd)
-{
-	char buf[1024];
-
-	if (hpcn_read_file_at(dirfd, "cgroup.controllers", buf, sizeof(buf)) < 0)
-		return 0;
-	return hpcn_cgroup_parse_controllers(buf);
-}
-
-static int fake_file(int dirfd, const char *name, const char *content)
-{
-	_cleanup_close_ int fd = -1;
-	size_t len = strlen(content);
-
-	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -1;
-	if (len && write(fd, content, len) != (ssize_t)len)
-		return -1;
-	return 0;
-}
-
-/* What the kernel shows in a new cgroup: its controllers are those the
- * parent has and enables in its subtree_control. */
-static int fake_populate(int parentfd, int dirfd)
-{
-	static const char psi[] =
-		"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-		"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
-	static const struct {
-		unsigned ctrl;
-		const char *name;
-		const char *content;
-	} files[] = {
-		{ 0, "cgroup.subtree_control", "" },
-		{ 0, "cgroup.procs", "" },
-		{ 0, "cgroup.events", "populated 0\nfrozen 0\n" },
-		{ 0, "cgroup.kill", "" },
-		{ 0, "cgroup.freeze", "0\n" },
-		{ 0, "cgroup.type", "domain\n" },
-		{ 0, "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
-		{ 0, "cpu.pressure", psi },
-		{ 0, "memory.pressure", psi },
-		{ 0, "io.pressure", psi },
-		{ HPCN_CG_CTRL_MEMORY, "memory.current", "0\n" },
-		{ HPCN_CG_CTRL_MEMORY, "memory.max", "max\n" },
-		{ HPCN_CG_CTRL_MEMORY, "memory.swap.max", "max\n" },
-		{ HPCN_CG_CTRL_CPU, "cpu.weight", "100\n" },
-		{ HPCN_CG_CTRL_CPU, "cpu.max", "max 100000\n" },
-		{ HPCN_CG_CTRL_IO, "io.max", "" },
-		{ HPCN_CG_CTRL_PIDS, "pids.max", "max\n" },
-		{ HPCN_CG_CTRL_PIDS, "pids.current", "0\n" },
-	};
-	/* The kernel lists controllers in its own order. */
-	static const unsigned order[] = {
-		HPCN_CG_CTRL_CPU, HPCN_CG_CTRL_IO, HPCN_CG_CTRL_MEMORY, HPCN_CG_CTRL_PIDS,
-	};
-	char sub[256], ctl[128] = "";
-	unsigned mask;
-
-	if (hpcn_read_file_at(parentfd, "cgroup.subtree_control", sub, sizeof(sub)) < 0)
-		sub[0] = '\0';
-	mask = cg_read_controllers(parentfd) & hpcn_cgroup_parse_controllers(sub);
-	for (size_t i = 0; i < HPCN_ARRAY_SIZE(order); i++)
-		if (mask & order[i]) {
-			size_t l = strlen(ctl);
-
-			snprintf(ctl + l, sizeof(ctl) - l, "%s%s", l ? " " : "",
-				 hpcn_cgroup_ctrl_name(order[i]));
-		}
-	strcat(ctl, "\n");
-	if (fake_file(dirfd, "cgroup.controllers", ctl) < 0)
-		return -1;
-	for (size_t i = 0; i < HPCN_ARRAY_SIZE(files); i++)
-		if ((!files[i].ctrl || (mask & files[i].ctrl)) &&
-		    fake_file(dirfd, files[i].name, files[i].content) < 0)
-			return -1;
-	return 0;
-}
+/* ---- hierarchy ---- */
 
 /*
  * mkdir parent/name as a cgroup (an existing one is fine: *created says
@@ -417,7 +195,7 @@ static int make_cgroup(const struct hpcn_cgroup *cg, int parentfd, const char *n
 		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
 					    "open %s/%s", cg->root, norm);
 	}
-	if (*created && (cg->flags & HPCN_CGROUP_FAKE) && fake_populate(parentfd, fd) < 0)
+	if (*created && (cg->flags & HPCN_CGROUP_FAKE) && cg_fake_populate(parentfd, fd) < 0)
 		return hpcn_error_set_errno(err, HPCN_E_CGROUP_CREATION_FAILED, errno, NULL,
 					    "populating fake cgroup %s/%s", cg->root, norm);
 	return hpcn_take_fd(&fd);
@@ -475,93 +253,6 @@ int hpcn_cgroup_create_hierarchy(struct hpcn_cgroup *cg, struct hpcn_strv *warni
 
 /* ---- removal ---- */
 
-/* rmdir parentfd/name after its child cgroups, deepest first; in a fake tree
- * the interface files go first. ENOENT is success. */
-static int remove_tree(const struct hpcn_cgroup *cg, int parentfd, const char *name,
-		       const char *norm, int depth, struct hpcn_error *err)
-{
-	_cleanup_close_ int fd = -1;
-	DIR *d;
-	struct dirent *de;
-	int rv = 0;
-
-	if (depth > CG_MAX_DEPTH)
-		return hpcn_error_setf(err, HPCN_E_CGROUP_IO, NULL,
-				       "cgroup %s nests deeper than %d", norm, CG_MAX_DEPTH);
-	fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno == ELOOP || errno == ENOTDIR)
-			return hpcn_error_setf(err, HPCN_E_DENIED, NULL,
-					       "cgroup path '%s' is a symlink or not a directory",
-					       norm);
-		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
-					    "open %s/%s", cg->root, norm);
-	}
-	d = fdopendir(fd);
-	if (!d)
-		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
-					    "opendir %s/%s", cg->root, norm);
-	fd = -1; /* owned by d now */
-	while (rv == 0 && (errno = 0, de = readdir(d))) {
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			char sub[PATH_MAX];
-
-			snprintf(sub, sizeof(sub), "%s/%s", norm, de->d_name);
-			rv = remove_tree(cg, dirfd(d), de->d_name, sub, depth + 1, err);
-		} else if ((cg->flags & HPCN_CGROUP_FAKE) &&
-			   unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
-			rv = hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
-						  "unlink %s/%s/%s", cg->root, norm, de->d_name);
-		}
-	}
-	closedir(d);
-	if (rv < 0)
-		return rv;
-	if (unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return hpcn_error_set_errno(err, HPCN_E_CGROUP_IO, errno, NULL,
-					    "rmdir %s/%s%s", cg->root, norm,
-					    errno == EBUSY ? " (still populated?)" : "");
-	return 0;
-}
-
-/* walk_parent's answer when the parent does not exist (nothing to undo). */
-#define WALK_GONE (-2)
-
-/* Split norm into its parent (walked, fd returned) and its last component;
- * WALK_GONE (err untouched) when a component of the parent is missing. */
-static int walk_parent(const struct hpcn_cgroup *cg, const char *norm, char *leaf,
-		       struct hpcn_error *err)
-{
-	struct hpcn_error e;
-	int fd;
-
-	const char *slash = strrchr(norm, '/');
-	size_t plen = slash ? (size_t)(slash - norm) : 0;
-	const char *l = slash ? slash + 1 : norm;
-
-	if (strlen(l) > NAME_MAX || !*l)
-		return hpcn_error_setf(err, HPCN_E_INVALID_ARGUMENT, NULL,
-				       "bad cgroup path '%s'", norm);
-	memcpy(leaf, l, strlen(l) + 1);
-	hpcn_error_clear(&e);
-	fd = walk_n(cg, norm, plen, &e);
-	if (fd >= 0)
-		return fd;
-	if (e.kind == HPCN_E_CGROUP_NOT_FOUND)
-		return WALK_GONE;
-	if (err)
-		*err = e;
-	return -1;
-}
-
 int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_error *err)
 {
 	char norm[PATH_MAX], leaf[NAME_MAX + 1];
@@ -569,12 +260,12 @@ int hpcn_cgroup_remove(struct hpcn_cgroup *cg, const char *path, struct hpcn_err
 
 	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
 		return -1;
-	pfd = walk_parent(cg, norm, leaf, err);
-	if (pfd == WALK_GONE)
+	pfd = cg_walk_parent(cg, norm, leaf, err);
+	if (pfd == CG_WALK_GONE)
 		return 0;
 	if (pfd < 0)
 		return -1;
-	return remove_tree(cg, pfd, leaf, norm, 0, err);
+	return cg_remove_tree(cg, pfd, leaf, norm, 0, err);
 }
 
 /* ---- slices and scopes ---- */
@@ -621,7 +312,7 @@ fail:
 	if (created) {
 		struct hpcn_error ignored;
 
-		remove_tree(cg, pfd, leaf, norm, 0, &ignored);
+		cg_remove_tree(cg, pfd, leaf, norm, 0, &ignored);
 	}
 	return -1;
 }
@@ -916,8 +607,8 @@ int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int time
 		timeout_ms = 0;
 	if (cg_check_path(cg, path, CG_WRITE_BELOW, norm, sizeof(norm), err) < 0)
 		return -1;
-	pfd = walk_parent(cg, norm, leaf, err);
-	if (pfd == WALK_GONE)
+	pfd = cg_walk_parent(cg, norm, leaf, err);
+	if (pfd == CG_WALK_GONE)
 		return 0; /* already gone */
 	if (pfd < 0)
 		return -1;
@@ -969,7 +660,7 @@ int hpcn_cgroup_destroy_scope(struct hpcn_cgroup *cg, const char *path, int time
 	}
 	hpcn_closep(&efd);
 	hpcn_closep(&fd);
-	return remove_tree(cg, pfd, leaf, norm, 0, err);
+	return cg_remove_tree(cg, pfd, leaf, norm, 0, err);
 }
 
 /* ---- reading ---- */

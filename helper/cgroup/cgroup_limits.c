@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cgroup.h"
+#include "cgroup_fs.h"
 #include "cgroup_internal.h"
 
 /* A node with more whole disks than this gets the first ones (sorted). */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cgroup.h"
-#include "cgroup_internal.h"
+#include "cgroup_fs.h"
 
 /* Read name at fd; 1 read, 0 absent (ENOENT, or EOPNOTSUPP: PSI off), -1 err. */
 static int read_opt(const struct hpcn_cgroup *cg, int fd, const char *norm, const char *name,
