@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cgroup v2, the file layer under cgroup.c, cgroup_limits.c and
- * cgroup_metrics.c: warnings, RI1 path checks, the no-symlink walk, writing
+ * cgroup v2, the file layer under cgroup.c, cgroup_kill.c, cgroup_limits.c
+ * and cgroup_metrics.c: warnings, RI1 path checks, the no-symlink walk, writing
  * interface files, what a fake tree emulates of cgroupfs, recursive removal.
  * A leaf: of the folder it calls only cgroup_format.c's pure functions.
  */
