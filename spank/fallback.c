@@ -21,8 +21,6 @@
 
 #include "context.h"
 #include "image/image.h"
-#include "image/loopdev.h"
-#include "image/squashfs.h"
 
 /* Images each opened within the helper's 10 s, mounted: well under this. */
 #define HPCN_FALLBACK_TIMEOUT_MS 60000

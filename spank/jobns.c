@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "jobns.h"
-#include "image/mountinfo.h"
+#include "image/image.h"
 
 /* Enough to name the candidates in an error. */
 #define JOBNS_MAX_CANDIDATES 4

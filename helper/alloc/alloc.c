@@ -21,7 +21,7 @@
 
 #include "daemon.h"
 #include "log.h"
-#include "image/mountinfo.h"
+#include "image/image.h"
 #include "ns/ns.h"
 
 /* A new allocation whose client went away before any process showed up is

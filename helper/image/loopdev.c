@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loopdev.h"
+#include "image.h"
 #include "util.h"
 
 #define LOOP_CONTROL "/dev/loop-control"

@@ -8,8 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mountinfo.h"
-#include "squashfs.h"
+#include "image.h"
 #include "util.h"
 
 #define DEFAULT_MOUNTINFO "/proc/self/mountinfo"

@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 #include "image.h"
-#include "loopdev.h"
-#include "squashfs.h"
 #include "util.h"
 
 #define MOUNT_ATTRS (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "image/mountinfo.h"
+#include "image/image.h"
 
 static json_t *rfc3339(int64_t t)
 {

@@ -17,9 +17,7 @@
 #include "daemon.h"
 #include "image/image.h"
 #include "log.h"
-#include "image/mountinfo.h"
 #include "ns/ns.h"
-#include "image/squashfs.h"
 
 struct hpcn_uenv_entry *hpcn_uenv_find(struct hpcn_helper *h, const char *key)
 {

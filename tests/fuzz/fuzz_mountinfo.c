@@ -18,7 +18,6 @@
 
 #include "fuzz.h"
 #include "image/image.h"
-#include "image/mountinfo.h"
 
 #define BASE "/run/pact/uenv"
 

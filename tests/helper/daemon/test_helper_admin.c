@@ -34,7 +34,7 @@
 #include <hpcnode/wire.h>
 
 #include "helper_fixture.h"
-#include "image/loopdev.h"
+#include "image/image.h"
 #include "sqfs_fixture.h"
 
 #define NODECTL HPCN_BINARY_DIR "/helper/hpc-nodectl"

@@ -45,7 +45,7 @@
 #include <hpcnode/hpcnode.h>
 #include <hpcnode/wire.h>
 
-#include "image/mountinfo.h"
+#include "image/image.h"
 #include "helper_fixture.h"
 #include "sqfs_fixture.h"
 

@@ -28,10 +28,7 @@
 #include <cmocka.h>
 
 #include "image/image.h"
-#include "image/loopdev.h"
-#include "image/mountinfo.h"
 #include "sqfs_fixture.h"
-#include "image/squashfs.h"
 #include "util.h"
 
 #define NOBODY 65534

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "image/mountinfo.h"
+#include "image/image.h"
 
 /* A copy of one entry, the strings owned. */
 struct rec {
