@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "server/server.h"
 #include "log.h"
 
 static void usage(FILE *out)

@@ -60,7 +60,7 @@ struct hpcn_alloc {
 	struct hpcn_alloc_mount *mounts;
 
 	/* Runtime only, never saved. */
-	void *conn;                         /* the connection that made it, while open */
+	void *conn;                         /* the hpcn_client that made it, while connected */
 	void *watch;                        /* sd_event_source on cgroup.events */
 	void *kill_timer;                   /* sd_event_source: kill_timeout of its end */
 	uint64_t kill_deadline_ms;          /* its end's kill_timeout runs out, 0 = none */

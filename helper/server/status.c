@@ -6,8 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "image/image.h"
+#include "server_internal.h"
+#include "uenv/uenv.h"
 
 static json_t *rfc3339(int64_t t)
 {

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "uenv.h"
 #include "image/image.h"
 #include "log.h"
 #include "ns/ns.h"
