@@ -13,6 +13,26 @@
 #include "alloc_internal.h"
 #include "log.h"
 
+/* The allocation id names, if the client may manage it; else NULL with
+ * *err (NotFound, or Denied, which is counted). */
+static struct hpcn_alloc *managed_alloc(struct hpcn_helper *h, const struct hpcn_client *c,
+					const char *id, struct hpcn_error *err)
+{
+	struct hpcn_alloc *a = hpcn_registry_find(&h->reg, id);
+
+	if (!a) {
+		hpcn_error_set(err, HPCN_E_NS_ALLOCATION_NOT_FOUND, id, NULL);
+		return NULL;
+	}
+	if (!hpcn_alloc_peer_may_manage(c, a)) {
+		hpcn_error_setf(err, HPCN_E_DENIED, NULL,
+				"allocation %s belongs to another client", a->id);
+		h->counters.denied++;
+		return NULL;
+	}
+	return a;
+}
+
 void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_client *c,
 				  struct hpcn_msg *req)
 {
@@ -23,18 +43,10 @@ void hpcn_handle_allocation_ended(struct hpcn_helper *h, struct hpcn_client *c,
 	int rc;
 
 	if (r->allocation_id && r->allocation_id[0]) {
-		struct hpcn_alloc *a = hpcn_registry_find(&h->reg, r->allocation_id);
+		struct hpcn_alloc *a = managed_alloc(h, c, r->allocation_id, &err);
 
-		if (!a) {
-			hpcn_error_set(&err, HPCN_E_NS_ALLOCATION_NOT_FOUND, r->allocation_id, NULL);
+		if (!a)
 			goto error;
-		}
-		if (!hpcn_alloc_peer_may_manage(c, a)) {
-			hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
-					"allocation %s belongs to another client", a->id);
-			h->counters.denied++;
-			goto error;
-		}
 		json_array_append_new(ended, json_string(a->id));
 		rc = hpcn_alloc_end(h, a, &c->peer, &err);
 		if (rc < 0)
@@ -97,20 +109,12 @@ void hpcn_handle_attach(struct hpcn_helper *h, struct hpcn_client *c, struct hpc
 			int *fds, size_t nfds)
 {
 	struct hpcn_attach *r = &req->u.attach;
-	struct hpcn_alloc *a = hpcn_registry_find(&h->reg, r->allocation_id);
 	struct hpcn_error err;
+	struct hpcn_alloc *a = managed_alloc(h, c, r->allocation_id, &err);
 	pid_t pid = r->pid;
 
-	if (!a) {
-		hpcn_error_set(&err, HPCN_E_NS_ALLOCATION_NOT_FOUND, r->allocation_id, NULL);
+	if (!a)
 		goto error;
-	}
-	if (!hpcn_alloc_peer_may_manage(c, a)) {
-		hpcn_error_setf(&err, HPCN_E_DENIED, NULL,
-				"allocation %s belongs to another client", a->id);
-		h->counters.denied++;
-		goto error;
-	}
 	if (!a->scope[0] || !h->cgroup_ok) {
 		hpcn_error_setf(&err, HPCN_E_CGROUP_NOT_FOUND, NULL, "allocation %s has no scope",
 				a->id);

@@ -50,8 +50,11 @@ static void conn_free(struct hpcn_conn *c)
 	free(c);
 }
 
-int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
-		    const int *fds, size_t nfds)
+/* Reply on a connection. A failure (the client gone, or not reading within
+ * HPCN_SEND_TIMEOUT_MS) marks it dead: it is closed once the request being
+ * handled is done. */
+static int conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
+		      const int *fds, size_t nfds)
 {
 	struct hpcn_error err;
 	char *buf = NULL;
@@ -86,7 +89,7 @@ int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
 	return rv;
 }
 
-int hpcn_conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_error *err)
+static int conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_error *err)
 {
 	struct hpcn_msg m;
 	int rv;
@@ -94,7 +97,7 @@ int hpcn_conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_e
 	c->h->counters.errors++;
 	if (hpcn_msg_error_from(&m, seq, err) < 0)
 		return -1;
-	rv = hpcn_conn_reply(c, &m, NULL, 0);
+	rv = conn_reply(c, &m, NULL, 0);
 	hpcn_msg_free(&m);
 	return rv;
 }
@@ -109,12 +112,12 @@ static struct hpcn_conn *conn_of(struct hpcn_client *cl)
 static int client_reply(struct hpcn_client *cl, const struct hpcn_msg *msg, const int *fds,
 			size_t nfds)
 {
-	return hpcn_conn_reply(conn_of(cl), msg, fds, nfds);
+	return conn_reply(conn_of(cl), msg, fds, nfds);
 }
 
 static int client_reply_error(struct hpcn_client *cl, uint64_t seq, const struct hpcn_error *err)
 {
-	return hpcn_conn_reply_error(conn_of(cl), seq, err);
+	return conn_reply_error(conn_of(cl), seq, err);
 }
 
 static void reply_ok(struct hpcn_conn *c, uint64_t seq, json_t *body)
@@ -125,7 +128,7 @@ static void reply_ok(struct hpcn_conn *c, uint64_t seq, json_t *body)
 	m.seq = seq;
 	if (body)
 		m.u.json = json_dumps(body, JSON_COMPACT);
-	hpcn_conn_reply(c, &m, NULL, 0);
+	conn_reply(c, &m, NULL, 0);
 	hpcn_msg_free(&m);
 }
 
@@ -136,7 +139,7 @@ static void reply_json(struct hpcn_conn *c, uint64_t seq, enum hpcn_tag tag, jso
 	hpcn_msg_init(&m, tag);
 	m.seq = seq;
 	m.u.json = json_dumps(body, JSON_COMPACT);
-	hpcn_conn_reply(c, &m, NULL, 0);
+	conn_reply(c, &m, NULL, 0);
 	hpcn_msg_free(&m);
 }
 
@@ -159,7 +162,7 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 		hpcn_error_setf(&err, HPCN_E_PROTO_UNEXPECTED_FDS, NULL,
 				"%zu descriptor(s) sent with %s, which takes none", nfds,
 				hpcn_tag_name(msg->tag));
-		hpcn_conn_reply_error(c, msg->seq, &err);
+		conn_reply_error(c, msg->seq, &err);
 		return;
 	}
 	switch (msg->tag) {
@@ -171,7 +174,7 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 		r.u.hello.min_version = 1;
 		r.u.hello.max_version = HPCN_PROTOCOL_VERSION;
 		r.u.hello.software = strdup("hpc-node-helper " HPCN_VERSION_STRING);
-		hpcn_conn_reply(c, &r, NULL, 0);
+		conn_reply(c, &r, NULL, 0);
 		hpcn_msg_free(&r);
 		break;
 	}
@@ -196,7 +199,7 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 		if (!peer_is_root(c)) {
 			hpcn_error_set(&err, HPCN_E_DENIED, "Reconcile is for root only", NULL);
 			h->counters.denied++;
-			hpcn_conn_reply_error(c, msg->seq, &err);
+			conn_reply_error(c, msg->seq, &err);
 			break;
 		}
 		body = json_object();
@@ -214,11 +217,11 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 			h->counters.denied++;
 			hpcn_audit(HPCN_AUDIT_MOUNT_FORCE_UNMOUNT, HPCN_AUDIT_DENIED, &c->client.peer, NULL,
 				   "%s: %s", msg->u.force_unmount.image_path, err.message);
-			hpcn_conn_reply_error(c, msg->seq, &err);
+			conn_reply_error(c, msg->seq, &err);
 			break;
 		}
 		if (hpcn_uenv_force_unmount(h, msg->u.force_unmount.image_path, &c->client.peer, &err) < 0)
-			hpcn_conn_reply_error(c, msg->seq, &err);
+			conn_reply_error(c, msg->seq, &err);
 		else
 			reply_ok(c, msg->seq, NULL);
 		break;
@@ -226,7 +229,7 @@ static void dispatch(struct hpcn_helper *h, struct hpcn_conn *c, struct hpcn_msg
 		/* A reply tag (NamespaceResponse, Ok, Status...) sent as a request. */
 		hpcn_error_setf(&err, HPCN_E_INVALID_ARGUMENT, NULL,
 				"%s is a reply, not a request", hpcn_tag_name(msg->tag));
-		hpcn_conn_reply_error(c, msg->seq, &err);
+		conn_reply_error(c, msg->seq, &err);
 		break;
 	}
 	hpcn_close_fds(fds, nfds);
@@ -266,7 +269,7 @@ static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			}
 			hpcn_log_info("bad request from pid %d uid %u: %s", (int)c->client.peer.pid,
 				      (unsigned)c->client.peer.uid, err.message);
-			if (hpcn_conn_reply_error(c, msg.seq, &err) < 0)
+			if (conn_reply_error(c, msg.seq, &err) < 0)
 				goto closed;
 			hpcn_msg_free(&msg);
 			continue;
@@ -413,7 +416,7 @@ int hpcn_server_on_accept(sd_event_source *s, int fd, uint32_t revents, void *us
 				hpcn_audit(HPCN_AUDIT_NAMESPACE_HANDOFF_FAILED, HPCN_AUDIT_DENIED,
 					   &c->client.peer, NULL, "connection refused: %s", err.message);
 			}
-			hpcn_conn_reply_error(c, 0, &err);
+			conn_reply_error(c, 0, &err);
 			close(cfd);
 			free(c);
 			continue;

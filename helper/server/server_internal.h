@@ -38,12 +38,6 @@ struct hpcn_conn {
 	struct hpcn_conn *next;
 };
 
-/* Reply on a connection. A failure (the client gone, or not reading within
- * 2 s) marks it dead: it is closed once the request being handled is done. */
-int hpcn_conn_reply(struct hpcn_conn *c, const struct hpcn_msg *msg,
-		    const int *fds, size_t nfds);
-int hpcn_conn_reply_error(struct hpcn_conn *c, uint64_t seq, const struct hpcn_error *err);
-
 /* The listening socket is readable: accept what waits (daemon.c arms it). */
 int hpcn_server_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
