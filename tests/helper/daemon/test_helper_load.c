@@ -1,40 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hpc-node-helper end to end, under load and crashes:
- *  - a kill storm: rounds of >= 50 concurrent clients creating (and some
- *    ending) allocations on two images while the helper is SIGKILLed at a
- *    random moment and restarted; after each restart every invariant between
- *    the registry, the namespaces, the refcounts (WI2), the kernel's mounts,
- *    loop devices and cgroup scopes holds, and a process working inside one
- *    allocation since before the storm keeps reading its image;
- *  - 1,000 clients connected at once, all answered, another client served
- *    meanwhile, the helper's descriptors back to their baseline afterwards;
- *    the same with the helper's descriptor limit far below the load;
- *  - a client that queues many requests at once does not keep the helper
- *    from serving another client until its queue is empty, and all its
- *    requests are answered, in order; one that never reads its replies is
- *    dropped after one wait, not served on with a wait per reply.
- * HPCN_STORM_SEED=<n> replays a storm's random kill moments.
+ * hpc-node-helper end to end, under load and crashes: a kill storm, rounds
+ * of >= 50 concurrent clients creating (and some ending) allocations on two
+ * images while the helper is SIGKILLed at a random moment and restarted;
+ * after each restart every invariant between the registry, the namespaces,
+ * the refcounts (WI2), the kernel's mounts, loop devices and cgroup scopes
+ * holds, and a process working inside one allocation since before the storm
+ * keeps reading its image. HPCN_STORM_SEED=<n> replays a storm's random kill
+ * moments. The load's other scenarios: test_helper_load_flood.c (1,000
+ * clients at once), test_helper_load_pipeline.c (clients that queue many
+ * requests); what they share: test_helper_load_util.c.
  */
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +32,7 @@
 
 #include "image/image.h"
 #include "helper_fixture.h"
-#include "sqfs_fixture.h"
+#include "test_helper_load_util.h"
 
 #define STORM_ROUNDS 20
 #define STORM_CLIENTS 50
@@ -55,55 +40,6 @@
 #define STORM_KILL_MAX_MS 500
 #define STORM_CLIENT_TIMEOUT_MS 8000
 #define MAX_KEEP (STORM_ROUNDS * 8)
-#define N_FLOOD 1000
-
-struct ctx {
-	struct hfx fx;
-	struct sqfs_fixture sq;
-	char img[2][PATH_MAX];
-};
-
-static int setup(void **state)
-{
-	struct ctx *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return -1;
-	*state = c;
-	if (hfx_setup(&c->fx) < 0 || sqfs_fixture_init(&c->sq) < 0 ||
-	    sqfs_fixture_make_image(&c->sq, "stormA", "HELLO-A", c->img[0], PATH_MAX) < 0 ||
-	    sqfs_fixture_make_image(&c->sq, "stormB", "HELLO-B", c->img[1], PATH_MAX) < 0)
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	if (!c)
-		return 0;
-	/* A test that failed while the helper was stopped must not leave it so. */
-	if (c->fx.pid > 0)
-		kill(c->fx.pid, SIGCONT);
-	hfx_teardown(&c->fx);
-	sqfs_fixture_cleanup(&c->sq);
-	free(c);
-	return 0;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool fds_at_most(struct hfx *fx, const void *arg)
-{
-	return hfx_count_fds(fx->pid) <= *(const int *)arg;
-}
 
 /* NamespaceRequest [Mount] (+ image) on a fresh connection; the mount
  * namespace's inode in *ino. */
@@ -522,7 +458,7 @@ static void test_kill_storm(void **state)
 	char p[PATH_MAX * 2];
 	int served = 0, lost = 0, ended = 0;
 	struct name_list *l;
-	long long t0 = now_ms();
+	long long t0 = hfx_now_ms();
 	int mnt = -1;
 	ino_t reader_ino;
 	json_t *st;
@@ -592,7 +528,7 @@ static void test_kill_storm(void **state)
 	}
 	fprintf(stderr, "kill storm: %d rounds, %d handed out, %d failed with the helper, "
 		"%d ended by their client, %zu kept, %lld ms\n", STORM_ROUNDS, served, lost, ended,
-		s->n_keep, now_ms() - t0);
+		s->n_keep, hfx_now_ms() - t0);
 	/* The storm must have hit the helper mid-work at least sometimes. */
 	assert_true(served > 0);
 	assert_true(lost > 0);
@@ -636,540 +572,13 @@ static void test_kill_storm(void **state)
 	free(s);
 }
 
-/* ---- 1,000 clients at once ---- */
-
-static int status_call(struct hfx *fx, int timeout_ms, struct hpcn_error *err)
-{
-	struct hpcn_msg req, resp;
-	int sock = hpcn_client_connect(fx->sock, timeout_ms, err);
-	int rv;
-
-	if (sock < 0)
-		return -1;
-	hpcn_msg_init(&req, HPCN_TAG_STATUS_REQUEST);
-	req.seq = 9;
-	req.u.json = strdup("{}");
-	rv = hpcn_client_call(sock, &req, NULL, 0, &resp, NULL, NULL, 0, timeout_ms, err);
-	if (rv == 0 && resp.tag != HPCN_TAG_STATUS)
-		rv = hpcn_error_setf(err, HPCN_E_INTERNAL, NULL, "reply %s", hpcn_tag_name(resp.tag));
-	hpcn_msg_free(&req);
-	hpcn_msg_free(&resp);
-	close(sock);
-	return rv;
-}
-
-static int connect_nb(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* A full backlog says EAGAIN: retry until the helper has accepted
-	 * some, bounded by the clock (against a hang), not by a count of
-	 * tries that a loaded machine could exhaust. */
-	for (long long deadline = now_ms() + HFX_WAIT_MS;;) {
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		if ((errno != EAGAIN && errno != EINTR) || now_ms() >= deadline)
-			break;
-		hfx_sleep_ms(10);
-	}
-	close(fd);
-	return -1;
-}
-
-struct flood_result {
-	int answered, busy, other;
-	long long other_call_ms;
-};
-
-/* n connections at once, each one request (Hello or StatusRequest), a
- * separate client served in the middle of it. */
-static void flood(struct hfx *fx, int n, struct flood_result *out)
-{
-	int *socks = calloc((size_t)n, sizeof(int));
-	struct pollfd *pf = calloc((size_t)n, sizeof(*pf));
-	int pending = n;
-	long long deadline;
-
-	assert_non_null(socks);
-	assert_non_null(pf);
-	memset(out, 0, sizeof(*out));
-	for (int i = 0; i < n; i++) {
-		socks[i] = connect_nb(fx->sock);
-		if (socks[i] < 0)
-			fail_msg("connection %d of %d: %s", i, n, strerror(errno));
-	}
-	for (int i = 0; i < n; i++) {
-		struct hpcn_msg m;
-		struct hpcn_error err;
-
-		hpcn_msg_init(&m, i % 2 ? HPCN_TAG_STATUS_REQUEST : HPCN_TAG_HELLO);
-		m.seq = (uint64_t)i + 1000;
-		if (i % 2) {
-			m.u.json = strdup("{}");
-		} else {
-			m.u.hello.min_version = 1;
-			m.u.hello.max_version = HPCN_PROTOCOL_VERSION;
-			m.u.hello.software = strdup("flood");
-		}
-		if (hpcn_send_msg(socks[i], &m, NULL, 0, &err) < 0)
-			fail_msg("request on connection %d: %s", i, err.message);
-		hpcn_msg_free(&m);
-	}
-	/* Another client, while the helper has all of them to answer. */
-	{
-		struct hpcn_error err;
-		long long t = now_ms();
-
-		if (status_call(fx, HFX_TIMEOUT_MS, &err) < 0)
-			fail_msg("a client during the flood: %s", err.message);
-		out->other_call_ms = now_ms() - t;
-	}
-	deadline = now_ms() + HFX_WAIT_MS;
-	while (pending > 0 && now_ms() < deadline) {
-		int r;
-
-		for (int i = 0; i < n; i++) {
-			pf[i].fd = socks[i];
-			pf[i].events = POLLIN;
-			pf[i].revents = 0;
-		}
-		r = poll(pf, (nfds_t)n, 1000);
-		if (r < 0 && errno != EINTR)
-			fail_msg("poll: %s", strerror(errno));
-		for (int i = 0; i < n && r > 0; i++) {
-			struct hpcn_msg resp;
-			struct hpcn_error err;
-			int fds[HPCN_MAX_MESSAGE_FDS];
-			size_t nfds = 0;
-			int got;
-
-			if (socks[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			got = hpcn_recv_msg(socks[i], &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err);
-			if (got < 0 && err.sys_errno == EAGAIN)
-				continue;
-			hpcn_close_fds(fds, nfds);
-			if (got == 1 && resp.seq == (uint64_t)i + 1000 &&
-			    resp.tag == (i % 2 ? HPCN_TAG_STATUS : HPCN_TAG_HELLO))
-				out->answered++;
-			else if (got == 1 && resp.tag == HPCN_TAG_ERROR &&
-				 resp.u.error.kind == HPCN_E_BUSY)
-				out->busy++;
-			else
-				out->other++;
-			if (got == 1)
-				hpcn_msg_free(&resp);
-			close(socks[i]);
-			socks[i] = -1;
-			pending--;
-		}
-	}
-	for (int i = 0; i < n; i++)
-		if (socks[i] >= 0)
-			close(socks[i]);
-	free(socks);
-	free(pf);
-}
-
-static void test_thousand_clients(void **state)
-{
-	struct ctx *c = *state;
-	struct hfx *fx = &c->fx;
-	struct flood_result r;
-	struct hpcn_error err;
-	int baseline;
-	long long t0 = now_ms();
-
-	assert_int_equal(hfx_start(fx), 0);
-	/* The lazily opened descriptors exist once a first client was served. */
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-	hfx_sleep_ms(100);
-	baseline = hfx_count_fds(fx->pid);
-	assert_true(baseline > 0);
-
-	flood(fx, N_FLOOD, &r);
-	fprintf(stderr, "1000 clients: %d answered, %d busy, %d other, another client served "
-		"in %lld ms, %lld ms in all\n", r.answered, r.busy, r.other, r.other_call_ms,
-		now_ms() - t0);
-	/* The limit is 4096 connections: every one is served. */
-	assert_int_equal(r.answered, N_FLOOD);
-	assert_int_equal(r.busy, 0);
-	assert_int_equal(r.other, 0);
-	/* The other client was served during the flood (status_call above
-	 * failed the test otherwise, bounded only against a hang); how long it
-	 * waited is a figure printed above, not a timed assertion that a loaded
-	 * machine would fail. */
-	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_WAIT_MS))
-		fail_msg("the helper holds %d descriptors after the clients left, %d before",
-			 hfx_count_fds(fx->pid), baseline);
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-}
-
-static int count_lines_with(const char *path, const char *needle)
-{
-	char line[4096];
-	int n = 0;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-static unsigned long long cpu_ticks(pid_t pid)
-{
-	char p[64], buf[1024], *s;
-	unsigned long long ut = 0, stt = 0;
-	FILE *f;
-
-	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-	f = fopen(p, "re");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	s = strrchr(buf, ')');
-	/* fields 14 and 15: utime, stime */
-	if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			&stt) == 2)
-		return ut + stt;
-	return 0;
-}
-
-/* The helper's descriptor limit far below the load: clients beyond it wait
- * in the backlog and are served as others leave; the helper neither spins
- * on accept nor floods its log while it cannot accept. */
-static void test_fd_limit_below_load(void **state)
-{
-	struct ctx *c = *state;
-	struct hfx *fx = &c->fx;
-	struct rlimit low = { .rlim_cur = 64, .rlim_max = 64 };
-	char log[PATH_MAX + 16];
-	struct hpcn_error err;
-	int socks[300], baseline;
-	unsigned long long cpu0, cpu1;
-	int answered = 0;
-
-	snprintf(log, sizeof(log), "%s/helper.log", fx->dir);
-	assert_int_equal(hfx_write_conf(fx), 0);
-	assert_int_equal(hfx_start_as_written(fx, log), 0);
-	/* Imposed on the running helper: whatever it raised at start. */
-	assert_int_equal(prlimit(fx->pid, RLIMIT_NOFILE, &low, NULL), 0);
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-	hfx_sleep_ms(100);
-	baseline = hfx_count_fds(fx->pid);
-
-	for (int i = 0; i < 300; i++) {
-		socks[i] = connect_nb(fx->sock);
-		if (socks[i] < 0)
-			fail_msg("connection %d: %s", i, strerror(errno));
-	}
-	/* The helper is at its limit now, with clients waiting in the backlog. */
-	hfx_sleep_ms(200);
-	cpu0 = cpu_ticks(fx->pid);
-	hfx_sleep_ms(1000);
-	cpu1 = cpu_ticks(fx->pid);
-	fprintf(stderr, "at its descriptor limit the helper used %llu tick(s) in 1 s, %d fds\n",
-		cpu1 - cpu0, hfx_count_fds(fx->pid));
-	if (cpu1 - cpu0 > (unsigned long long)sysconf(_SC_CLK_TCK) / 2)
-		fail_msg("the helper spins while it cannot accept: %llu ticks in 1 s",
-			 cpu1 - cpu0);
-	/* Each client in turn: sent, answered, gone; the waiting ones get in. */
-	for (int i = 0; i < 300; i++) {
-		struct hpcn_msg req, resp;
-		struct pollfd pf = { .fd = socks[i], .events = POLLIN };
-		int fds[HPCN_MAX_MESSAGE_FDS];
-		size_t nfds = 0;
-
-		hpcn_msg_init(&req, HPCN_TAG_HELLO);
-		req.seq = 5;
-		req.u.hello.min_version = 1;
-		req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
-		req.u.hello.software = strdup("limit");
-		if (hpcn_send_msg(socks[i], &req, NULL, 0, &err) < 0)
-			fail_msg("client %d: %s", i, err.message);
-		hpcn_msg_free(&req);
-		if (poll(&pf, 1, HFX_WAIT_MS) != 1)
-			fail_msg("client %d: no answer in %d s", i, HFX_WAIT_MS / 1000);
-		if (hpcn_recv_msg(socks[i], &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err) == 1 &&
-		    resp.tag == HPCN_TAG_HELLO)
-			answered++;
-		else
-			fprintf(stderr, "client %d: %s\n", i, resp.tag == HPCN_TAG_ERROR ?
-				resp.u.error.message : err.message);
-		hpcn_msg_free(&resp);
-		close(socks[i]);
-	}
-	assert_int_equal(answered, 300);
-	if (!hfx_wait_for(fds_at_most, fx, &baseline, HFX_WAIT_MS))
-		fail_msg("the helper holds %d descriptors, %d before", hfx_count_fds(fx->pid),
-			 baseline);
-	{
-		int warnings = count_lines_with(log, "accept");
-
-		fprintf(stderr, "%d log line(s) about accept\n", warnings);
-		if (warnings > 20)
-			fail_msg("%d log lines about accept: the log floods", warnings);
-	}
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-}
-
-/* Counter "requests" of a Status body. */
-static long long status_requests(json_t *status)
-{
-	json_t *n = json_object_get(json_object_get(status, "counters"), "requests");
-
-	return json_is_integer(n) ? (long long)json_integer_value(n) : -1;
-}
-
-/* One Hello request, not waiting for its reply. */
-static int send_hello(int sock, uint64_t seq, struct hpcn_error *err)
-{
-	struct hpcn_msg req;
-	int rv;
-
-	hpcn_msg_init(&req, HPCN_TAG_HELLO);
-	req.seq = seq;
-	req.u.hello.min_version = 1;
-	req.u.hello.max_version = HPCN_PROTOCOL_VERSION;
-	req.u.hello.software = strdup("pipelining");
-	rv = hpcn_send_msg(sock, &req, NULL, 0, err);
-	hpcn_msg_free(&req);
-	return rv;
-}
-
-/* Queue n Hello requests (seq 1..n) on sock without waiting for any reply.
- * Non-blocking: a full send buffer fails the test instead of hanging it. */
-static void queue_hellos(int sock, int n)
-{
-	int fl = fcntl(sock, F_GETFL);
-
-	assert_true(fl >= 0);
-	assert_int_equal(fcntl(sock, F_SETFL, fl | O_NONBLOCK), 0);
-	for (int i = 0; i < n; i++) {
-		struct hpcn_error err;
-
-		if (send_hello(sock, (uint64_t)i + 1, &err) < 0)
-			fail_msg("queueing request %d of %d: %s", i + 1, n, err.message);
-	}
-	assert_int_equal(fcntl(sock, F_SETFL, fl), 0);
-}
-
-/* Send a StatusRequest on a new connection (the helper may be stopped). */
-static int send_status_request(struct hfx *fx)
-{
-	struct hpcn_msg req;
-	struct hpcn_error err;
-	int sock = hfx_connect(fx);
-
-	assert_true(sock >= 0);
-	hpcn_msg_init(&req, HPCN_TAG_STATUS_REQUEST);
-	req.seq = 7;
-	req.u.json = strdup("{}");
-	assert_int_equal(hpcn_send_msg(sock, &req, NULL, 0, &err), 0);
-	hpcn_msg_free(&req);
-	return sock;
-}
-
-/* Wait for the Status answering send_status_request; its "requests" counter. */
-static long long read_status_requests(int sock)
-{
-	struct pollfd pf = { .fd = sock, .events = POLLIN };
-	struct hpcn_msg resp;
-	struct hpcn_error err;
-	int fds[HPCN_MAX_MESSAGE_FDS];
-	size_t nfds = 0;
-	json_t *body;
-	long long n;
-
-	if (poll(&pf, 1, HFX_TIMEOUT_MS) != 1)
-		fail_msg("the other client got no status within %d ms", HFX_TIMEOUT_MS);
-	assert_int_equal(hpcn_recv_msg(sock, &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err), 1);
-	assert_int_equal(resp.tag, HPCN_TAG_STATUS);
-	body = json_loads(resp.u.json, 0, NULL);
-	assert_non_null(body);
-	n = status_requests(body);
-	json_decref(body);
-	hpcn_msg_free(&resp);
-	return n;
-}
-
-/* Read Hello replies from sock until EOF or timeout_ms without one; they
- * must come in order from seq 1. Returns how many; *eof says if it ended. */
-static int read_hellos(int sock, int timeout_ms, bool *eof)
-{
-	int n = 0;
-
-	*eof = false;
-	for (;;) {
-		struct pollfd pf = { .fd = sock, .events = POLLIN };
-		struct hpcn_msg resp;
-		struct hpcn_error err;
-		int fds[HPCN_MAX_MESSAGE_FDS];
-		size_t nfds = 0;
-		int r;
-
-		if (poll(&pf, 1, timeout_ms) != 1)
-			return n;
-		r = hpcn_recv_msg(sock, &resp, fds, &nfds, HPCN_MAX_MESSAGE_FDS, &err);
-		if (r == 0) {
-			*eof = true;
-			return n;
-		}
-		if (r < 0)
-			fail_msg("after %d replies: %s", n, err.message);
-		assert_int_equal(resp.tag, HPCN_TAG_HELLO);
-		if (resp.seq != (uint64_t)n + 1)
-			fail_msg("reply %d has seq %llu", n + 1, (unsigned long long)resp.seq);
-		hpcn_msg_free(&resp);
-		n++;
-	}
-}
-
-/*
- * Client A queues N_PIPELINED Hello requests while the helper is stopped;
- * client B then connects and asks for the status. Once the helper runs again,
- * B must be answered before all of A's requests are (the helper reads at
- * most a batch from one client per turn; sockets are edge-triggered, so a
- * handler that stopped early must re-arm or A's rest would never be read),
- * and A must get every reply, in order.
- */
-#define N_PIPELINED 120
-static void test_pipelining_client_does_not_starve(void **state)
-{
-	struct ctx *c = *state;
-	struct hfx *fx = &c->fx;
-	struct hpcn_error err;
-	json_t *before;
-	long long r0, served_before_b;
-	bool eof;
-	int a, b;
-
-	assert_int_equal(hfx_start(fx), 0);
-	before = hfx_status(fx);
-	assert_non_null(before);
-	r0 = status_requests(before);
-	json_decref(before);
-	assert_true(r0 > 0);
-
-	assert_int_equal(kill(fx->pid, SIGSTOP), 0);
-	a = hfx_connect(fx);
-	assert_true(a >= 0);
-	queue_hellos(a, N_PIPELINED);
-	b = send_status_request(fx);
-	assert_int_equal(kill(fx->pid, SIGCONT), 0);
-
-	/* requests counted since: A's answered so far, and B's own */
-	served_before_b = read_status_requests(b) - r0 - 1;
-	fprintf(stderr, "the other client was answered after %lld of %d queued requests\n",
-		served_before_b, N_PIPELINED);
-	if (served_before_b >= N_PIPELINED)
-		fail_msg("the other client waited for all %d queued requests of one client",
-			 N_PIPELINED);
-	assert_int_equal(read_hellos(a, HFX_TIMEOUT_MS / 5, &eof), N_PIPELINED);
-	assert_false(eof);
-	close(a);
-	close(b);
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-}
-
-/*
- * A client that sends far more requests than the helper can queue replies
- * for, and reads none: once a reply cannot be sent (after the helper's one
- * wait for the client to read), the client is dropped, not served on with a
- * wait per reply. Another client is served meanwhile, and afterwards; the
- * dropped client finds the replies sent so far, in order, then the end of
- * the connection.
- */
-#define N_FLOODED 2000
-static void test_client_not_reading_is_dropped(void **state)
-{
-	struct ctx *c = *state;
-	struct hfx *fx = &c->fx;
-	struct hpcn_error err;
-	struct timeval tv = { .tv_sec = 20 };
-	int a, b, got, st;
-	bool eof;
-	pid_t sender;
-
-	assert_int_equal(hfx_start(fx), 0);
-	a = hfx_connect(fx);
-	assert_true(a >= 0);
-	assert_int_equal(setsockopt(a, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
-	/* A child sends, blocking while the helper has not read; nobody reads. */
-	sender = fork();
-	assert_true(sender >= 0);
-	if (sender == 0) {
-		for (int i = 0; i < N_FLOODED; i++)
-			if (send_hello(a, (uint64_t)i + 1, &err) < 0)
-				_exit(err.sys_errno == EAGAIN ? 3 : 0); /* 3: send timed out */
-		_exit(0);
-	}
-	hfx_sleep_ms(200);
-	b = send_status_request(fx);
-	assert_true(read_status_requests(b) > 0);
-	close(b);
-
-	/* The helper waits HPCN_SEND_TIMEOUT_MS (2 s) for one reply, then drops
-	 * the client: the sender's next sends fail or it has sent them all. */
-	st = hfx_wait_child(sender, 6 * HFX_TIMEOUT_MS);
-	if (st < 0) {
-		kill(sender, SIGKILL);
-		waitpid(sender, NULL, 0);
-		fail_msg("a client that does not read its replies was still sending after %d ms",
-			 6 * HFX_TIMEOUT_MS);
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
-		fail_msg("the helper stopped reading a client that does not read its replies "
-			 "without dropping it (its send waited 20 s)");
-	got = read_hellos(a, 3 * HFX_TIMEOUT_MS, &eof);
-	fprintf(stderr, "the client that did not read got %d of %d replies, then %s\n", got,
-		N_FLOODED, eof ? "the end of the connection" : "nothing");
-	if (!eof)
-		fail_msg("the helper kept the connection of a client that does not read "
-			 "its replies (%d of %d replies came)", got, N_FLOODED);
-	assert_true(got > 0);
-	assert_true(got < N_FLOODED);
-	close(a);
-	assert_int_equal(status_call(fx, HFX_TIMEOUT_MS, &err), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill_storm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thousand_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fd_limit_below_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pipelining_client_does_not_starve, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_client_not_reading_is_dropped, setup,
-						teardown),
 	};
-	struct rlimit rl;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_helper_load needs root (label root)\n");
+	if (load_main_prepare("test_helper_load") != 0)
 		return 1;
-	}
-	/* 1,000 client sockets in this process, and as many in the helper,
-	 * which inherits the limit. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
-		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
-		if (rl.rlim_cur < 2 * N_FLOOD + 100 || setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-			fprintf(stderr, "RLIMIT_NOFILE: %lu descriptors, %d needed\n",
-				(unsigned long)rl.rlim_cur, 2 * N_FLOOD + 100);
-			return 1;
-		}
-	}
-	if (getenv("HPCN_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("HPCN_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
