@@ -126,6 +126,8 @@ _cl_parent() {
 }
 
 _cl_is_cluster_dir() { [[ $1 == /tmp/hpcn-slurm.* || $1 == /var/tmp/hpcn-slurm.* ]]; }
+# multinode.bash's clusters, for cluster_assert_gone.
+_cl_is_any_cluster_dir() { _cl_is_cluster_dir "$1" || [[ $1 == /tmp/hpcn-mn.* ]]; }
 
 # ---- the test user ------------------------------------------------------
 
@@ -537,17 +539,21 @@ _cl_starttime() { # pid -> its start time (field 22 of /proc/PID/stat)
 
 # A cluster whose owner (the process that called cluster_start: bats's file
 # runner) is gone was left by a killed run (e.g. a ctest timeout, where no
-# teardown_file runs): stop it before starting ours.
-_cl_reap_stale() {
-	local d owner start
-	for d in /tmp/hpcn-slurm.* /var/tmp/hpcn-slurm.*; do
+# teardown_file runs): stop it before starting ours. Also for multinode.bash:
+# _cl_reap_stale_with STOP-FUNCTION DIR...
+_cl_reap_stale_with() {
+	local stop=$1 d owner start
+	shift
+	for d in "$@"; do
 		[[ -f $d/owner ]] || continue
 		read -r owner start <"$d/owner" || continue
 		[[ -n $owner && $(_cl_starttime "$owner") == "$start" ]] && continue
 		_cl_msg "reaping $d, left by a run that is gone (pid $owner)"
-		(HPCN_T=$d; cluster_stop) || true
+		(HPCN_T=$d; "$stop") || true
 	done
 }
+
+_cl_reap_stale() { _cl_reap_stale_with cluster_stop /tmp/hpcn-slurm.* /var/tmp/hpcn-slurm.*; }
 
 cluster_start() {
 	local cg mp pid t0=$SECONDS
@@ -763,7 +769,7 @@ cluster_stop_checked() {
 # subtree, the directory itself.
 cluster_assert_gone() {
 	local T=$1 cg=${2:-} left="" x
-	_cl_is_cluster_dir "$T" || _cl_die "cluster_assert_gone: '$T' is no cluster" || return 1
+	_cl_is_any_cluster_dir "$T" || _cl_die "cluster_assert_gone: '$T' is no cluster" || return 1
 	x=$(pgrep -f -- "$T" | tr '\n' ' ')
 	[[ -n $x ]] && left+=" processes naming it: $x;"
 	x=$(HPCN_T=$T cluster_stray_pids | tr '\n' ' ')

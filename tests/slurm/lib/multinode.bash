@@ -422,31 +422,12 @@ mn_cancel_jobs() {
 # Did the Epilog run for job J on node I?
 mn_epilog_ran() { grep -q "^epilog job=$1 .* node=node$2\$" "$HPCN_MARKERS/epilog.log" 2>/dev/null; }
 
-mn_dump_logs() {
-	local f
-	[[ -n ${HPCN_LOGS:-} && -d $HPCN_LOGS ]] || return 0
-	for f in "$HPCN_LOGS"/*; do
-		[[ -s $f ]] || continue
-		printf '# ---- %s (last 40 lines) ----\n' "$f" >&2
-		tail -n 40 "$f" | sed 's/^/#   /' >&2
-	done
-}
-
-mn_dump_logs_on_failure() { [[ -n ${BATS_TEST_COMPLETED:-} ]] || mn_dump_logs; }
+mn_dump_logs_on_failure() { cluster_dump_logs_on_failure; }
 
 # ---- start / stop ------------------------------------------------------------
 
 # A cluster whose owner is gone was left by a killed run: stop it first.
-_mn_reap_stale() {
-	local d owner start
-	for d in /tmp/hpcn-mn.*; do
-		[[ -f $d/owner ]] || continue
-		read -r owner start <"$d/owner" || continue
-		[[ -n $owner && $(_cl_starttime "$owner") == "$start" ]] && continue
-		_mn_msg "reaping $d, left by a run that is gone (pid $owner)"
-		(HPCN_T=$d; mn_stop) || true
-	done
-}
+_mn_reap_stale() { _cl_reap_stale_with mn_stop /tmp/hpcn-mn.*; }
 
 mn_start() { # [N]
 	local n=${1:-3} i b cg t0=$SECONDS
@@ -485,28 +466,28 @@ mn_start() { # [N]
 	_mn_hosts >"$HPCN_T/hosts"
 	chmod 0644 "$HPCN_T/hosts"
 	_mn_write_prolog_epilog
-	_cl_start_munge || { mn_dump_logs; return 1; }
+	_cl_start_munge || { cluster_dump_logs; return 1; }
 	_mn_record munged "$(cat "$HPCN_T/pids/munged")"
-	_mn_start_head || { mn_dump_logs; return 1; }
+	_mn_start_head || { cluster_dump_logs; return 1; }
 	for ((i = 1; i <= n; i++)); do
-		_mn_start_node "$i" || { mn_dump_logs; return 1; }
+		_mn_start_node "$i" || { cluster_dump_logs; return 1; }
 		_mn_write_helper_conf "$i" || return 1
 	done
 	_mn_slurm_conf | _mn_put_conf slurm.conf || return 1
 	: | _mn_put_conf plugstack.conf || return 1
 	for ((i = 1; i <= n; i++)); do
-		mn_helper_start "$i" || { mn_dump_logs; return 1; }
+		mn_helper_start "$i" || { cluster_dump_logs; return 1; }
 	done
 	mn_head slurmctld -D -f "$MN_SLURM_CONF" \
 		</dev/null >>"$HPCN_LOGS/slurmctld.stderr" 2>&1 3>&- &
 	wait_for -t 30 _mn_find_in head pid slurmctld ||
 		_mn_die "slurmctld did not start: $(tail -n 3 "$HPCN_LOGS/slurmctld.stderr")" ||
-		{ mn_dump_logs; return 1; }
+		{ cluster_dump_logs; return 1; }
 	_mn_record slurmctld "$(_mn_find_in head pid slurmctld)"
 	for ((i = 1; i <= n; i++)); do
-		_mn_start_slurmd "$i" || { mn_dump_logs; return 1; }
+		_mn_start_slurmd "$i" || { cluster_dump_logs; return 1; }
 	done
-	_mn_wait_idle || { mn_dump_logs; return 1; }
+	_mn_wait_idle || { cluster_dump_logs; return 1; }
 	_mn_msg "up in $((SECONDS - t0)) s: node1..node$n"
 }
 
@@ -557,7 +538,7 @@ mn_stop() {
 		losetup -d $ids 2>/dev/null
 		rc=1
 	fi
-	((rc == 0)) || mn_dump_logs
+	((rc == 0)) || cluster_dump_logs
 	if [[ -z $(_cl_mounts_under "$HPCN_T") ]]; then
 		rm -rf --one-file-system "$HPCN_T"
 	else
@@ -567,21 +548,14 @@ mn_stop() {
 }
 
 # mn_assert_gone T CGROUP_ROOT: fail, naming it, if anything of the cluster
-# in T survived mn_stop.
+# in T survived mn_stop: what cluster_assert_gone checks, and the host's
+# interfaces (none of the cluster's may ever be there).
 mn_assert_gone() {
-	local T=$1 cg=${2:-} left="" x
-	_mn_is_dir "$T" || _mn_die "mn_assert_gone: '$T' is no multi-node cluster" || return 1
-	x=$(pgrep -f -- "$T" | tr '\n' ' ')
-	[[ -n $x ]] && left+=" processes naming it: $x;"
-	x=$(_cl_mounts_under "$T" | tr '\n' ' ')
-	[[ -n $x ]] && left+=" mounts: $x;"
-	x=$(losetup -n -O NAME,BACK-FILE -l 2>/dev/null | awk -v p="$T/" 'index($2, p) == 1')
-	[[ -n $x ]] && left+=" loop devices: $x;"
-	[[ -n $cg && -e $cg ]] && left+=" cgroup $cg;"
-	[[ -e $T ]] && left+=" the directory;"
+	local x rc=0
+	cluster_assert_gone "$1" "${2:-}" || rc=1
 	x=$(ip -o link show 2>/dev/null | grep -E ": ($MN_BRIDGE|mnv[0-9])[:@]")
-	[[ -n $x ]] && left+=" host interfaces: $x;"
-	[[ -z $left ]] || _mn_die "left behind by the cluster in $T:$left"
+	[[ -z $x ]] || { _mn_die "host interfaces of the cluster in $1: $x"; rc=1; }
+	return $rc
 }
 
 mn_stop_checked() {
